@@ -1,0 +1,37 @@
+# filepipe — local development entry points. `make test` and `make up` install what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+FUNCTIONS := presign process query notify
+
+.PHONY: install up test lint migrate bench clean
+
+$(BIN)/filepipe: pyproject.toml $(wildcard functions/*/requirements.txt)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]' $(foreach f,$(FUNCTIONS),$(if $(wildcard functions/$(f)/requirements.txt),-r functions/$(f)/requirements.txt))
+	touch $@
+
+install: $(BIN)/filepipe
+
+up: install
+	bash local/up.sh
+
+test: install
+	bash local/services.sh
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+migrate: install
+	$(BIN)/filepipe migrate
+
+bench: install
+	bash bench/run.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""filepipe: the package every filepipe function installs (config, db, storage, events, auth)."""

@@ -1,0 +1,150 @@
+"""Configuration read from the environment (12-factor), once, at start-up.
+
+Every environment variable filepipe reads is named in this module. ``Settings.from_env`` is the
+only place that reads them; nothing reads the environment at import time. Explicit arguments
+(``dataclasses.replace`` or the constructor) beat the environment, which beats the defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+
+from filepipe.errors import ConfigError
+
+DATABASE_URL = "FILEPIPE_DATABASE_URL"
+DB_POOL_MIN = "FILEPIPE_DB_POOL_MIN"
+DB_POOL_MAX = "FILEPIPE_DB_POOL_MAX"
+REDIS_URL = "FILEPIPE_REDIS_URL"
+AMQP_URL = "FILEPIPE_AMQP_URL"
+S3_ENDPOINT_URL = "FILEPIPE_S3_ENDPOINT_URL"
+S3_PUBLIC_ENDPOINT_URL = "FILEPIPE_S3_PUBLIC_ENDPOINT_URL"
+S3_REGION = "FILEPIPE_S3_REGION"
+S3_BUCKET = "FILEPIPE_S3_BUCKET"
+S3_ACCESS_KEY_ID = "FILEPIPE_S3_ACCESS_KEY_ID"
+S3_SECRET_ACCESS_KEY = "FILEPIPE_S3_SECRET_ACCESS_KEY"  # noqa: S105 - a variable name
+S3_NOTIFY_EXCHANGE = "FILEPIPE_S3_NOTIFY_EXCHANGE"
+K_SINK = "K_SINK"
+PUBLISH_TIMEOUT = "FILEPIPE_PUBLISH_TIMEOUT"
+MAX_UPLOAD_BYTES = "FILEPIPE_MAX_UPLOAD_BYTES"
+ALLOWED_CONTENT_TYPES = "FILEPIPE_ALLOWED_CONTENT_TYPES"
+UPLOAD_URL_EXPIRES = "FILEPIPE_UPLOAD_URL_EXPIRES"
+MIGRATIONS_DIR = "FILEPIPE_MIGRATIONS_DIR"
+LOG_LEVEL = "FILEPIPE_LOG_LEVEL"
+LOCK_TTL = "FILEPIPE_LOCK_TTL"
+RECONCILE_GRACE = "FILEPIPE_RECONCILE_GRACE"
+RECONCILE_BATCH = "FILEPIPE_RECONCILE_BATCH"
+
+S3_SINGLE_PUT_LIMIT = 5 * 1024**3
+"""S3 and MinIO refuse a single PUT above 5 GiB, so a presigned PUT can't be larger."""
+
+DEFAULT_ALLOWED_CONTENT_TYPES = (
+    "application/pdf",
+    "application/json",
+    "application/zip",
+    "application/gzip",
+    "text/plain",
+    "text/csv",
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a filepipe function needs to know about its surroundings."""
+
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/filepipe"
+    db_pool_min: int = 1
+    db_pool_max: int = 10
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    s3_endpoint_url: str | None = None
+    s3_public_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_bucket: str = "uploads"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = field(default=None, repr=False)
+    s3_notify_exchange: str = "minio-events"
+    k_sink: str | None = None
+    publish_timeout: float = 5.0
+    max_upload_bytes: int = 1024**3
+    allowed_content_types: tuple[str, ...] = DEFAULT_ALLOWED_CONTENT_TYPES
+    upload_url_expires: int = 900
+    migrations_dir: str | None = None
+    log_level: str = "INFO"
+    lock_ttl: float = 30.0
+    reconcile_grace: float = 60.0
+    reconcile_batch: int = 200
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_upload_bytes <= S3_SINGLE_PUT_LIMIT:
+            raise ConfigError(
+                f"{MAX_UPLOAD_BYTES} must be between 1 and {S3_SINGLE_PUT_LIMIT} (one S3 PUT)"
+            )
+        if not 1 <= self.upload_url_expires <= 7 * 24 * 3600:
+            raise ConfigError(f"{UPLOAD_URL_EXPIRES} must be between 1 s and 7 days (SigV4)")
+        if not self.allowed_content_types:
+            raise ConfigError(f"{ALLOWED_CONTENT_TYPES} must name at least one type")
+        if self.lock_ttl <= 0 or self.reconcile_grace < 0 or self.reconcile_batch < 1:
+            raise ConfigError(
+                f"{LOCK_TTL} must be > 0, {RECONCILE_GRACE} >= 0, {RECONCILE_BATCH} >= 1"
+            )
+        if self.db_pool_min < 0 or self.db_pool_max < max(1, self.db_pool_min):
+            raise ConfigError(f"{DB_POOL_MAX} must be at least 1 and at least {DB_POOL_MIN}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``environ`` (default: ``os.environ``); unset keys keep defaults."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for spec in fields(cls):
+            name = _ENV_NAMES[spec.name]
+            raw = env.get(name)
+            if raw is None or raw.strip() == "":
+                continue
+            values[spec.name] = _parse(name, raw.strip(), spec.type)
+        return cls(**values)  # type: ignore[arg-type]
+
+
+_ENV_NAMES = {
+    "database_url": DATABASE_URL,
+    "db_pool_min": DB_POOL_MIN,
+    "db_pool_max": DB_POOL_MAX,
+    "redis_url": REDIS_URL,
+    "amqp_url": AMQP_URL,
+    "s3_endpoint_url": S3_ENDPOINT_URL,
+    "s3_public_endpoint_url": S3_PUBLIC_ENDPOINT_URL,
+    "s3_region": S3_REGION,
+    "s3_bucket": S3_BUCKET,
+    "s3_access_key_id": S3_ACCESS_KEY_ID,
+    "s3_secret_access_key": S3_SECRET_ACCESS_KEY,
+    "s3_notify_exchange": S3_NOTIFY_EXCHANGE,
+    "k_sink": K_SINK,
+    "publish_timeout": PUBLISH_TIMEOUT,
+    "max_upload_bytes": MAX_UPLOAD_BYTES,
+    "allowed_content_types": ALLOWED_CONTENT_TYPES,
+    "upload_url_expires": UPLOAD_URL_EXPIRES,
+    "migrations_dir": MIGRATIONS_DIR,
+    "log_level": LOG_LEVEL,
+    "lock_ttl": LOCK_TTL,
+    "reconcile_grace": RECONCILE_GRACE,
+    "reconcile_batch": RECONCILE_BATCH,
+}
+
+
+def _parse(name: str, raw: str, annotation: object) -> object:
+    kind = str(annotation)
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is not a number") from exc
+    if kind.startswith("tuple"):
+        return tuple(item.strip().lower() for item in raw.split(",") if item.strip())
+    return raw

@@ -1,0 +1,88 @@
+"""The long-lived objects of a function process, built once from the environment at start-up.
+
+Functions call ``current()`` on each request; the first call reads the configuration and opens
+the pool and clients (never at import). Tests build a ``Runtime`` from explicit settings or reset
+the process-wide one between cases.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from psycopg_pool import ConnectionPool
+from redis import Redis
+
+from filepipe.config import Settings
+from filepipe.db import create_pool
+from filepipe.events import Publisher
+from filepipe.logs import configure_logging
+from filepipe.storage import create_s3_client
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    pool: ConnectionPool[Any] = field(repr=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Runtime:
+        pool = create_pool(
+            settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+        )
+        return cls(settings=settings, pool=pool)
+
+    @cached_property
+    def s3(self) -> S3Client:
+        """The client functions use to read and write objects."""
+        return create_s3_client(self.settings)
+
+    @cached_property
+    def s3_presigner(self) -> S3Client:
+        """The client that signs URLs for the endpoint clients reach."""
+        return create_s3_client(self.settings, public=True)
+
+    @cached_property
+    def redis(self) -> Redis:
+        return Redis.from_url(self.settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+
+    @cached_property
+    def publisher(self) -> Publisher | None:
+        if not self.settings.k_sink:
+            return None
+        return Publisher(self.settings.k_sink, timeout=self.settings.publish_timeout)
+
+    def close(self) -> None:
+        self.pool.close()
+        if "redis" in self.__dict__:
+            self.redis.close()
+
+
+_current: Runtime | None = None
+_lock = threading.Lock()
+
+
+def current() -> Runtime:
+    """The process-wide runtime, built from the environment on first use."""
+    global _current
+    if _current is None:
+        with _lock:
+            if _current is None:
+                settings = Settings.from_env()
+                configure_logging(settings.log_level)
+                _current = Runtime.from_settings(settings)
+    return _current
+
+
+def reset() -> None:
+    """Close and forget the process-wide runtime (the next ``current()`` builds a new one)."""
+    global _current
+    with _lock:
+        if _current is not None:
+            _current.close()
+        _current = None

@@ -1,0 +1,84 @@
+"""Object storage (S3 / MinIO through boto3): client factory and presigned uploads.
+
+The presigned PUT is SigV4 with ``Content-Type``, ``Content-Length`` and, when a digest is
+declared, ``x-amz-checksum-sha256`` in ``X-Amz-SignedHeaders``: storage that checks signatures
+(S3, MinIO) refuses a request whose headers differ, and verifies the body against the checksum.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+
+from filepipe.config import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+@dataclass(frozen=True)
+class PresignedUpload:
+    method: str
+    url: str
+    headers: dict[str, str]
+
+
+def create_s3_client(settings: Settings, *, public: bool = False) -> S3Client:
+    """A boto3 S3 client for the configured endpoint (path-style, SigV4).
+
+    ``public=True`` targets the endpoint clients reach (``FILEPIPE_S3_PUBLIC_ENDPOINT_URL``),
+    which may differ from the one functions use inside the cluster; presigning needs no network.
+    """
+    endpoint = settings.s3_endpoint_url
+    if public and settings.s3_public_endpoint_url:
+        endpoint = settings.s3_public_endpoint_url
+    kwargs: dict[str, Any] = {}
+    if settings.s3_access_key_id and settings.s3_secret_access_key:
+        kwargs["aws_access_key_id"] = settings.s3_access_key_id
+        kwargs["aws_secret_access_key"] = settings.s3_secret_access_key
+    client: S3Client = boto3.session.Session().client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=settings.s3_region,
+        config=Config(
+            signature_version="s3v4",
+            s3={"addressing_style": "path"},
+            retries={"max_attempts": 3, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=30,
+        ),
+        **kwargs,
+    )
+    return client
+
+
+def presign_put(
+    client: S3Client,
+    *,
+    bucket: str,
+    key: str,
+    content_type: str,
+    size: int,
+    sha256_hex: str | None,
+    expires_in: int,
+) -> PresignedUpload:
+    """A presigned PUT binding the body's type, length and (optionally) SHA-256."""
+    params: dict[str, Any] = {
+        "Bucket": bucket,
+        "Key": key,
+        "ContentType": content_type,
+        "ContentLength": size,
+    }
+    headers = {"Content-Type": content_type, "Content-Length": str(size)}
+    if sha256_hex:
+        checksum = base64.b64encode(bytes.fromhex(sha256_hex)).decode()
+        params["ChecksumSHA256"] = checksum
+        headers["x-amz-checksum-sha256"] = checksum
+    url = client.generate_presigned_url(
+        "put_object", Params=params, ExpiresIn=expires_in, HttpMethod="PUT"
+    )
+    return PresignedUpload(method="PUT", url=url, headers=headers)

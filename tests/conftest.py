@@ -1,0 +1,118 @@
+"""Fixtures for the real services: a throw-away PostgreSQL database, the local S3 server,
+RabbitMQ names of this session's own, and an environment that points functions at them."""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from filepipe import db, runtime
+from filepipe.config import Settings
+from tests.support.processes import running
+from tests.support.receiver import Receiver
+from tests.support.waiting import free_port
+
+ADMIN_URL = os.environ.get(
+    "FILEPIPE_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+AMQP_URL = os.environ.get("FILEPIPE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+SESSION = uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A fresh, migrated database for this test session, dropped afterwards."""
+    name = f"filepipe_test_{SESSION}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    db.migrate(url)
+    yield url
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def conn(database_url: str) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+    with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as connection:
+        yield connection
+
+
+@pytest.fixture(scope="session")
+def s3_env() -> dict[str, str]:
+    return {
+        "FILEPIPE_S3_BUCKET": "uploads",
+        "FILEPIPE_S3_REGION": "us-east-1",
+        "FILEPIPE_S3_ACCESS_KEY_ID": "filepipe-test",
+        "FILEPIPE_S3_SECRET_ACCESS_KEY": "filepipe-test-secret",
+        "FILEPIPE_AMQP_URL": AMQP_URL,
+        "FILEPIPE_S3_NOTIFY_EXCHANGE": f"filepipe-test-{SESSION}.minio-events",
+    }
+
+
+@pytest.fixture(scope="session")
+def s3_server(s3_env: dict[str, str]) -> Iterator[str]:
+    """The local S3 server (moto + MinIO-format notifications) as a real process."""
+    port = free_port()
+    with running(["-m", "local.s3_server", "--port", str(port)], port=port, env=s3_env):
+        yield f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def service_env(database_url: str, s3_server: str, s3_env: dict[str, str]) -> dict[str, str]:
+    """The environment a function process gets under ``make up``, pointed at the test services."""
+    return {
+        **s3_env,
+        "FILEPIPE_DATABASE_URL": database_url,
+        "FILEPIPE_S3_ENDPOINT_URL": s3_server,
+        "FILEPIPE_DB_POOL_MAX": "4",
+        "FILEPIPE_PUBLISH_TIMEOUT": "2",
+    }
+
+
+@pytest.fixture
+def function_env(
+    service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:
+    """``service_env`` set in this process; functions build their runtime from it on first use."""
+    for name in [n for n in os.environ if n.startswith("FILEPIPE_") or n == "K_SINK"]:
+        monkeypatch.delenv(name)
+    for name, value in service_env.items():
+        monkeypatch.setenv(name, value)
+    runtime.reset()
+    yield service_env
+    runtime.reset()
+
+
+@pytest.fixture
+def settings(service_env: dict[str, str]) -> Settings:
+    return Settings.from_env(service_env)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_logging() -> Iterator[None]:
+    """Handlers a test adds to the root logger don't leak into the next test."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.fixture
+def event_receiver() -> Iterator[Receiver]:
+    with Receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def closed_port_url() -> str:
+    """A URL on which nothing listens: connections are refused at once."""
+    return f"http://127.0.0.1:{free_port()}/"

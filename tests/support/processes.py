@@ -1,0 +1,45 @@
+"""Run real server processes for tests: start, wait until they listen, stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.support.waiting import port_open, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextmanager
+def running(
+    args: Sequence[str], *, port: int, env: Mapping[str, str] | None = None, timeout: float = 30.0
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start ``python -m``-style ``args`` with the test interpreter; yield once ``port`` listens."""
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=full_env, start_new_session=True)
+    try:
+        wait_until(
+            lambda: proc.poll() is not None or port_open(port),
+            timeout=timeout,
+            what=f"{args} to listen on {port}",
+        )
+        if proc.poll() is not None:
+            raise AssertionError(f"{args} exited with {proc.returncode} before listening")
+        yield proc
+    finally:
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout)

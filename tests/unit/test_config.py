@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import pytest
+
+from filepipe.config import DEFAULT_ALLOWED_CONTENT_TYPES, Settings
+from filepipe.errors import ConfigError
+
+
+def test_defaults_without_environment() -> None:
+    settings = Settings.from_env({})
+    assert settings.upload_url_expires == 900
+    assert settings.allowed_content_types == DEFAULT_ALLOWED_CONTENT_TYPES
+    assert settings.k_sink is None
+
+
+def test_environment_is_parsed_by_type() -> None:
+    settings = Settings.from_env(
+        {
+            "FILEPIPE_MAX_UPLOAD_BYTES": "2048",
+            "FILEPIPE_ALLOWED_CONTENT_TYPES": "Image/PNG, text/* ,",
+            "FILEPIPE_PUBLISH_TIMEOUT": "0.5",
+            "K_SINK": "http://broker",
+            "FILEPIPE_S3_ENDPOINT_URL": "  ",
+        }
+    )
+    assert settings.max_upload_bytes == 2048
+    assert settings.allowed_content_types == ("image/png", "text/*")
+    assert settings.publish_timeout == 0.5
+    assert settings.k_sink == "http://broker"
+    assert settings.s3_endpoint_url is None
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"FILEPIPE_MAX_UPLOAD_BYTES": "lots"},
+        {"FILEPIPE_MAX_UPLOAD_BYTES": str(6 * 1024**3)},
+        {"FILEPIPE_UPLOAD_URL_EXPIRES": "0"},
+        {"FILEPIPE_ALLOWED_CONTENT_TYPES": ","},
+        {"FILEPIPE_DB_POOL_MAX": "0"},
+    ],
+)
+def test_bad_values_are_config_errors(env: dict[str, str]) -> None:
+    with pytest.raises(ConfigError):
+        Settings.from_env(env)
+
+
+def test_secret_is_not_in_repr() -> None:
+    assert "hunter2" not in repr(Settings(s3_secret_access_key="hunter2"))
