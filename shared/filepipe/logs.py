@@ -26,3 +26,5 @@ def configure_logging(level: str = "INFO") -> None:
     handler._filepipe = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level.upper())
+    for chatty in ("pika", "pottery", "botocore", "urllib3"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
