@@ -1,0 +1,11 @@
+"""process: verifies uploaded objects (MinIO notifications), handles dead letters, reconciles."""
+
+import functions_framework
+from cloudevents.http import CloudEvent
+
+from filepipe.process_events import handle
+
+
+@functions_framework.cloud_event
+def process(event: CloudEvent) -> None:
+    handle(event)

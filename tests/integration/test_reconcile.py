@@ -1,0 +1,142 @@
+"""Reconcile (the PingSource timer of the broker emulator → the process function): lost
+notifications re-driven, unpublished events published, expired PENDING rows expired."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+import requests
+from flask.testing import FlaskClient
+
+from filepipe import auth
+from tests.conftest import SESSION
+from tests.support.functions import function_app
+from tests.support.pipeline import Pipeline, pipeline
+from tests.support.processes import running
+from tests.support.waiting import free_port, wait_until
+
+pytestmark = pytest.mark.integration
+
+Conn = psycopg.Connection[dict[str, Any]]
+PDF = b"%PDF-1.7\n" + b"reconcile " * 100 + b"\n%%EOF\n"
+
+
+@pytest.fixture(scope="module")
+def lossy_s3(s3_env: dict[str, str]) -> Iterator[str]:
+    """An S3 server whose notifications go to an exchange nothing consumes: all are lost."""
+    port = free_port()
+    env = {**s3_env, "FILEPIPE_S3_NOTIFY_EXCHANGE": f"filepipe-test-{SESSION}.nobody-listens"}
+    with running(["-m", "local.s3_server", "--port", str(port)], port=port, env=env):
+        yield f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def pipe(service_env: dict[str, str], lossy_s3: str) -> Iterator[Pipeline]:
+    with pipeline(
+        service_env, FILEPIPE_S3_ENDPOINT_URL=lossy_s3, FILEPIPE_PING_INTERVAL="0.5"
+    ) as running_pipe:
+        yield running_pipe
+
+
+@pytest.fixture
+def presign(
+    pipe: Pipeline, function_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> FlaskClient:
+    monkeypatch.setenv("K_SINK", pipe.env["K_SINK"])
+    monkeypatch.setenv("FILEPIPE_S3_ENDPOINT_URL", pipe.env["FILEPIPE_S3_ENDPOINT_URL"])
+    return function_app("presign").test_client()
+
+
+@pytest.fixture
+def api_key(conn: Conn) -> str:
+    return auth.create_key(conn, "reconcile-tenant")
+
+
+def request_upload(client: FlaskClient, key: str) -> dict[str, Any]:
+    response = client.post(
+        "/uploads",
+        headers={"Authorization": f"Bearer {key}"},
+        json={
+            "filename": "r.pdf",
+            "content_type": "application/pdf",
+            "size": len(PDF),
+            "sha256": hashlib.sha256(PDF).hexdigest(),
+        },
+    )
+    assert response.status_code == 201, response.get_json()
+    body: dict[str, Any] = response.get_json()
+    return body
+
+
+def status_of(conn: Conn, file_id: str) -> str:
+    row = conn.execute("SELECT status FROM files WHERE id = %s", (file_id,)).fetchone()
+    assert row is not None
+    return str(row["status"])
+
+
+def test_a_lost_notification_is_re_driven_and_the_file_processed(
+    pipe: Pipeline, presign: FlaskClient, api_key: str, conn: Conn
+) -> None:
+    upload = request_upload(presign, api_key)
+    headers = {k: v for k, v in upload["upload"]["headers"].items() if k != "Content-Length"}
+    assert requests.put(upload["upload"]["url"], data=PDF, headers=headers, timeout=10).ok
+
+    wait_until(
+        lambda: status_of(conn, upload["id"]) == "PROCESSED",
+        timeout=30,
+        what="reconcile to re-drive the lost notification",
+    )
+    logs = conn.execute(
+        "SELECT to_status FROM processing_logs WHERE file_id = %s ORDER BY id", (upload["id"],)
+    ).fetchall()
+    assert [r["to_status"] for r in logs] == ["PENDING", "UPLOADED", "PROCESSING", "PROCESSED"]
+
+
+def test_an_unpublished_event_is_published(
+    pipe: Pipeline,
+    function_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    api_key: str,
+    conn: Conn,
+    closed_port_url: str,
+) -> None:
+    monkeypatch.setenv("K_SINK", closed_port_url)
+    upload = request_upload(function_app("presign").test_client(), api_key)
+    event = conn.execute(
+        "SELECT id, published_at FROM events WHERE file_id = %s", (upload["id"],)
+    ).fetchone()
+    assert event is not None and event["published_at"] is None
+
+    wait_until(
+        lambda: conn.execute(
+            "SELECT published_at FROM events WHERE id = %s", (event["id"],)
+        ).fetchone()["published_at"],
+        timeout=30,
+        what="reconcile to publish the event",
+    )
+
+
+def test_an_expired_pending_row_without_object_is_expired(
+    pipe: Pipeline, presign: FlaskClient, api_key: str, conn: Conn
+) -> None:
+    upload = request_upload(presign, api_key)
+    conn.execute(
+        "UPDATE files SET upload_expires_at = now() - interval '1 hour' WHERE id = %s",
+        (upload["id"],),
+    )
+
+    wait_until(
+        lambda: status_of(conn, upload["id"]) == "EXPIRED",
+        timeout=30,
+        what="reconcile to expire the row",
+    )
+    log = conn.execute(
+        "SELECT from_status, message FROM processing_logs WHERE file_id = %s"
+        " AND to_status = 'EXPIRED'",
+        (upload["id"],),
+    ).fetchone()
+    assert log == {"from_status": "PENDING", "message": "upload URL expired and no object arrived"}

@@ -1,0 +1,85 @@
+"""The phase-2 pipeline as real processes: broker emulator and process function, plus a
+recording ``notify`` subscriber, wired to this test session's S3 server, database and RabbitMQ."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+
+from tests.support.processes import running, stop
+from tests.support.receiver import Receiver
+from tests.support.waiting import free_port
+
+
+@dataclass
+class Pipeline:
+    env: dict[str, str]
+    broker_url: str
+    process_port: int
+    prefix: str
+    notify: Receiver
+    _stack: ExitStack = field(repr=False)
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def process_url(self) -> str:
+        return f"http://127.0.0.1:{self.process_port}/"
+
+    def start_process(self) -> None:
+        self.process = self._stack.enter_context(
+            running(
+                [
+                    "-m",
+                    "functions_framework",
+                    "--target",
+                    "process",
+                    "--source",
+                    "functions/process/main.py",
+                    "--port",
+                    str(self.process_port),
+                ],
+                port=self.process_port,
+                env=self.env,
+            )
+        )
+
+    def kill_process(self) -> None:
+        """SIGKILL the function's whole process group (gunicorn master and workers)."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+        stop(self.process)
+
+
+@contextmanager
+def pipeline(service_env: Mapping[str, str], **overrides: str) -> Iterator[Pipeline]:
+    prefix = f"filepipe-test-{uuid.uuid4().hex[:8]}"
+    broker_port, process_port = free_port(), free_port()
+    with ExitStack() as stack:
+        notify = stack.enter_context(Receiver())
+        env = {
+            **service_env,
+            "K_SINK": f"http://127.0.0.1:{broker_port}/",
+            "FILEPIPE_REDIS_URL": "redis://127.0.0.1:6379/0",
+            "FILEPIPE_LOCK_TTL": "3",
+            "FILEPIPE_RECONCILE_GRACE": "1",
+            "FILEPIPE_BROKER_PORT": str(broker_port),
+            "FILEPIPE_BROKER_PREFIX": prefix,
+            "FILEPIPE_SUBSCRIBERS": (
+                f"process=http://127.0.0.1:{process_port},notify={notify.url}"
+            ),
+            "FILEPIPE_PING_INTERVAL": "0",
+            "FILEPIPE_BROKER_BACKOFF_SCALE": "0.5",
+            **overrides,
+        }
+        stack.enter_context(running(["-m", "local.broker"], port=broker_port, env=env))
+        result = Pipeline(
+            env, f"http://127.0.0.1:{broker_port}/", process_port, prefix, notify, stack
+        )
+        result.start_process()
+        yield result

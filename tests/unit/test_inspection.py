@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from filepipe.inspection import inspect, prefetch, sniff
+from filepipe.processing import judge
+from filepipe.transitions import PROCESSED, REJECTED
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+PDF = b"%PDF-1.7\n" + b"1" * 64
+
+
+def chunked(data: bytes, size: int = 7) -> Iterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+def test_inspect_hashes_and_measures_across_chunks() -> None:
+    data = bytes(range(256)) * 100
+    result = inspect(chunked(data), limit=len(data))
+    assert result.sha256 == hashlib.sha256(data).hexdigest()
+    assert result.size == len(data) and not result.truncated
+    assert result.head == data[:8192]
+
+
+def test_inspect_stops_reading_past_the_limit() -> None:
+    consumed = []
+
+    def source() -> Iterator[bytes]:
+        for chunk in chunked(b"x" * 1000, 100):
+            consumed.append(chunk)
+            yield chunk
+
+    result = inspect(source(), limit=250)
+    assert result.truncated and result.sha256 is None
+    assert result.size == 300 and len(consumed) == 3
+
+
+@pytest.mark.parametrize(
+    ("head", "declared", "detected"),
+    [
+        (PNG, "image/png", "image/png"),
+        (PNG, "application/pdf", "image/png"),
+        (PDF, "application/pdf", "application/pdf"),
+        (b"a,b\n1,2\n", "text/csv", "text/csv"),
+        (b'{"a": 1}', "application/json", "application/json"),
+        (b"plain words", "application/pdf", "text/plain"),
+        (b"\x00\x01\x02\xff\xfe", "text/plain", "application/octet-stream"),
+        ("caf\u00e9".encode()[:-1], "text/plain", "text/plain"),
+        (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00", "image/jpg", "image/jpeg"),
+    ],
+)
+def test_sniff(head: bytes, declared: str, detected: str) -> None:
+    assert sniff(head, declared) == detected
+
+
+def test_prefetch_yields_everything_in_order_and_re_raises() -> None:
+    assert b"".join(prefetch(chunked(b"abcdefghij" * 50, 3), depth=2)) == b"abcdefghij" * 50
+
+    def broken() -> Iterator[bytes]:
+        yield b"a"
+        raise OSError("connection reset")
+
+    with pytest.raises(OSError, match="connection reset"):
+        list(prefetch(broken()))
+
+
+def test_prefetch_stops_its_reader_when_closed_early() -> None:
+    def endless() -> Iterator[bytes]:
+        while True:
+            yield b"x" * 10
+
+    before = threading.active_count()
+    stream = prefetch(endless(), depth=2)
+    next(stream)
+    stream.close()
+    assert threading.active_count() == before
+
+
+FILE = {
+    "declared_size": len(PDF),
+    "declared_content_type": "application/pdf",
+    "declared_sha256": hashlib.sha256(PDF).hexdigest(),
+}
+
+
+def verdict_for(data: bytes, **file: object) -> tuple[str, str | None]:
+    row = {**FILE, **file}
+    limit = min(int(row["declared_size"]), 10_000)  # type: ignore[call-overload]
+    verdict = judge(row, inspect(chunked(data), limit=limit), max_bytes=10_000)
+    return verdict.status, verdict.reason
+
+
+def test_judge_accepts_what_was_declared() -> None:
+    assert verdict_for(PDF) == (PROCESSED, None)
+    assert verdict_for(PDF, declared_sha256=None) == (PROCESSED, None)
+
+
+def test_judge_rejects_with_the_reason() -> None:
+    assert verdict_for(PDF + b"x")[1] == f"object is larger than the declared {len(PDF)} bytes"
+    assert verdict_for(PDF[:-1])[1] == f"object has {len(PDF) - 1} bytes, {len(PDF)} declared"
+    status, reason = verdict_for(PDF[:-1] + b"2")
+    assert status == REJECTED and reason is not None and "differs from the declared" in reason
+    assert verdict_for(PNG, declared_size=len(PNG), declared_sha256=None)[1] == (
+        "content is image/png, application/pdf declared"
+    )
+    big = b"%PDF" + b"0" * 10_100
+    assert verdict_for(big, declared_size=20_000, declared_sha256=None)[1] == (
+        "object is larger than the limit of 10000 bytes"
+    )
