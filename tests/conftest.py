@@ -15,8 +15,9 @@ from psycopg.rows import dict_row
 
 from filepipe import db, runtime
 from filepipe.config import Settings
+from tests.support.inbox import Inbox, inbox
 from tests.support.processes import running
-from tests.support.receiver import Receiver
+from tests.support.receiver import Receiver, receiving
 from tests.support.waiting import free_port
 
 ADMIN_URL = os.environ.get(
@@ -108,7 +109,7 @@ def _isolated_logging() -> Iterator[None]:
 
 @pytest.fixture
 def event_receiver() -> Iterator[Receiver]:
-    with Receiver() as receiver:
+    with receiving() as receiver:
         yield receiver
 
 
@@ -116,3 +117,10 @@ def event_receiver() -> Iterator[Receiver]:
 def closed_port_url() -> str:
     """A URL on which nothing listens: connections are refused at once."""
     return f"http://127.0.0.1:{free_port()}/"
+
+
+@pytest.fixture
+def notifications(s3_env: dict[str, str]) -> Iterator[Inbox]:
+    """Notifications the S3 server publishes from now on (``notifications.next()``)."""
+    with inbox(s3_env["FILEPIPE_AMQP_URL"], s3_env["FILEPIPE_S3_NOTIFY_EXCHANGE"]) as box:
+        yield box

@@ -22,15 +22,9 @@ import yaml
 from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
 
-from tests.support.broker import (
-    Receiver,
-    Reply,
-    amqp_channel,
-    delete,
-    queue_depth,
-    receiving,
-)
+from tests.support.broker import amqp_channel, delete, queue_depth
 from tests.support.processes import ROOT, running
+from tests.support.receiver import Receiver, Reply, receiving
 from tests.support.waiting import free_port, wait_until
 
 pytestmark = pytest.mark.integration

@@ -7,11 +7,9 @@ import hashlib
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import pika
 import psycopg
 import pytest
 import requests
@@ -20,6 +18,7 @@ from flask.testing import FlaskClient
 from filepipe import auth
 from filepipe.storage import create_s3_client
 from tests.support.functions import function_app
+from tests.support.inbox import Inbox
 from tests.support.processes import ROOT
 
 pytestmark = pytest.mark.integration
@@ -40,22 +39,6 @@ def api_key(conn: psycopg.Connection[dict[str, Any]]) -> str:
 @pytest.fixture
 def other_key(conn: psycopg.Connection[dict[str, Any]]) -> str:
     return auth.create_key(conn, "tenant-b")
-
-
-@pytest.fixture
-def notifications(
-    s3_env: dict[str, str],
-) -> Iterator[pika.adapters.blocking_connection.BlockingChannel]:
-    """A private queue bound to the S3 server's notification exchange."""
-    connection = pika.BlockingConnection(pika.URLParameters(s3_env["FILEPIPE_AMQP_URL"]))
-    channel = connection.channel()
-    exchange = s3_env["FILEPIPE_S3_NOTIFY_EXCHANGE"]
-    channel.exchange_declare(exchange, exchange_type="fanout", durable=True)
-    queue = channel.queue_declare("", exclusive=True).method.queue
-    channel.queue_bind(queue, exchange)
-    channel.notification_queue = queue  # type: ignore[attr-defined]
-    yield channel
-    connection.close()
 
 
 def upload_body(**overrides: Any) -> dict[str, Any]:
@@ -92,7 +75,7 @@ def test_upload_creates_pending_row_and_url_that_stores_the_object(
     api_key: str,
     conn: psycopg.Connection[dict[str, Any]],
     settings: Any,
-    notifications: Any,
+    notifications: Inbox,
 ) -> None:
     response = post(client, api_key, upload_body())
 
@@ -127,11 +110,7 @@ def test_upload_creates_pending_row_and_url_that_stores_the_object(
     assert stored["Body"].read() == PDF
     assert stored["ContentType"] == "application/pdf"
 
-    method, properties, raw = next(
-        notifications.consume(notifications.notification_queue, inactivity_timeout=10)
-    )
-    assert method is not None, "no notification within 10 s"
-    notification = json.loads(raw)
+    properties, notification = notifications.next()
     assert notification["EventName"] == "s3:ObjectCreated:Put"
     assert notification["Key"] == f"{row['bucket']}/{row['key']}"
     record = notification["Records"][0]
@@ -320,7 +299,8 @@ def test_created_event_is_published_in_binary_mode_to_k_sink(
     client = function_app("presign").test_client()
     body = post(client, api_key, upload_body()).get_json()
 
-    request = event_receiver.wait_for(lambda r: r.headers.get("ce-subject") == body["id"])
+    [request] = event_receiver.wait_for("/")
+    assert request.headers["ce-subject"] == body["id"]
     assert request.headers["ce-type"] == "file.created"
     assert request.headers["ce-source"] == "/filepipe/presign"
     assert request.headers["ce-specversion"] == "1.0"

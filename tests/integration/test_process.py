@@ -24,8 +24,8 @@ from filepipe.locks import LockUnavailable
 from filepipe.notifications import ObjectCreated, redrive_notification
 from filepipe.processing import process_notification
 from filepipe.runtime import Runtime
-from tests.support.functions import function_app
-from tests.support.pipeline import Pipeline, pipeline
+from tests.support.broker import queue_depth
+from tests.support.pipeline import Pipeline, pipeline, presign_client
 from tests.support.processes import ROOT
 from tests.support.throttle import ThrottlingProxy
 from tests.support.waiting import wait_until
@@ -56,8 +56,7 @@ def pipe(service_env: dict[str, str]) -> Iterator[Pipeline]:
 def presign(
     pipe: Pipeline, function_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> FlaskClient:
-    monkeypatch.setenv("K_SINK", pipe.env["K_SINK"])
-    return function_app("presign").test_client()
+    return presign_client(pipe, monkeypatch)
 
 
 @pytest.fixture
@@ -113,7 +112,7 @@ def event_rows(conn: Conn, file_id: str) -> list[dict[str, Any]]:
 def received_types(pipe: Pipeline, file_id: str) -> list[str]:
     return [
         r.headers["ce-type"]
-        for r in list(pipe.notify.requests)
+        for r in list(pipe.notify.all_requests())
         if r.headers.get("ce-subject") == file_id
     ]
 
@@ -156,7 +155,7 @@ def test_upload_ends_processed_with_facts_events_and_logs(
     )
     processed = next(
         r
-        for r in pipe.notify.requests
+        for r in pipe.notify.all_requests()
         if r.headers.get("ce-subject") == upload["id"] and r.headers["ce-type"] == "file.processed"
     )
     assert processed.headers["ce-id"] == emitted[2]["id"]
@@ -202,7 +201,7 @@ def test_duplicate_notification_and_racing_workers_process_once(
     assert [e["type"] for e in emitted].count("file.processed") == 1
     ids = {
         r.headers["ce-id"]
-        for r in pipe.notify.requests
+        for r in pipe.notify.all_requests()
         if r.headers.get("ce-subject") == upload["id"] and r.headers["ce-type"] == "file.processed"
     }
     assert len(ids) == 1, "a re-published event keeps its id"
@@ -330,9 +329,7 @@ def test_redis_down_fails_clearly_then_processes_once_when_back(
 
 
 def dead_letters(pipe: Pipeline, trigger: str) -> int:
-    with pika.BlockingConnection(pika.URLParameters(pipe.env["FILEPIPE_AMQP_URL"])) as amqp:
-        queue = amqp.channel().queue_declare(f"{pipe.prefix}.{trigger}.dlq", passive=True)
-        return int(queue.method.message_count)
+    return queue_depth(f"{pipe.prefix}.{trigger}.dlq", pipe.env["FILEPIPE_AMQP_URL"])
 
 
 def test_a_notification_that_keeps_failing_is_dead_lettered_failed_and_replayable(

@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from filepipe import auth
 from tests.conftest import SESSION
 from tests.support.functions import function_app
-from tests.support.pipeline import Pipeline, pipeline
+from tests.support.pipeline import Pipeline, pipeline, presign_client
 from tests.support.processes import running
 from tests.support.waiting import free_port, wait_until
 
@@ -46,9 +46,7 @@ def pipe(service_env: dict[str, str], lossy_s3: str) -> Iterator[Pipeline]:
 def presign(
     pipe: Pipeline, function_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> FlaskClient:
-    monkeypatch.setenv("K_SINK", pipe.env["K_SINK"])
-    monkeypatch.setenv("FILEPIPE_S3_ENDPOINT_URL", pipe.env["FILEPIPE_S3_ENDPOINT_URL"])
-    return function_app("presign").test_client()
+    return presign_client(pipe, monkeypatch)
 
 
 @pytest.fixture

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
-import pika
 import pytest
 import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError
+
+from tests.support.inbox import Inbox
 
 pytestmark = pytest.mark.integration
 
@@ -28,32 +27,7 @@ def s3(s3_server: str, s3_env: dict[str, str]) -> Any:
     )
 
 
-@pytest.fixture
-def inbox(s3_env: dict[str, str]) -> Iterator[Any]:
-    """A private queue bound to the notification exchange; ``inbox.next()`` waits ≤ 10 s."""
-    connection = pika.BlockingConnection(pika.URLParameters(s3_env["FILEPIPE_AMQP_URL"]))
-    channel = connection.channel()
-    exchange = s3_env["FILEPIPE_S3_NOTIFY_EXCHANGE"]
-    channel.exchange_declare(exchange, exchange_type="fanout", durable=True)
-    queue = channel.queue_declare("", exclusive=True).method.queue
-    channel.queue_bind(queue, exchange)
-
-    class Inbox:
-        def next(self, timeout: float = 10) -> tuple[Any, dict[str, Any]]:
-            method, properties, body = next(channel.consume(queue, inactivity_timeout=timeout))
-            assert method is not None, f"no notification within {timeout} s"
-            channel.basic_ack(method.delivery_tag)
-            return properties, json.loads(body)
-
-        def empty(self) -> bool:
-            channel.cancel()
-            return channel.queue_declare(queue, passive=True).method.message_count == 0
-
-    yield Inbox()
-    connection.close()
-
-
-def test_put_publishes_the_minio_notification(s3: Any, inbox: Any) -> None:
+def test_put_publishes_the_minio_notification(s3: Any, notifications: Inbox) -> None:
     key = "tenant a/dir/report 2026+final.pdf"
     put = s3.put_object(
         Bucket="uploads",
@@ -62,7 +36,7 @@ def test_put_publishes_the_minio_notification(s3: Any, inbox: Any) -> None:
         ContentType="application/pdf",
         Metadata={"project": "apollo"},
     )
-    properties, body = inbox.next()
+    properties, body = notifications.next()
 
     assert body["EventName"] == "s3:ObjectCreated:Put"
     assert body["Key"] == f"uploads/{key}"
@@ -77,22 +51,22 @@ def test_put_publishes_the_minio_notification(s3: Any, inbox: Any) -> None:
     assert properties.headers == {"minio-bucket": "uploads", "minio-event": "s3:ObjectCreated:Put"}
 
 
-def test_presigned_put_and_post_upload_notify(s3: Any, inbox: Any) -> None:
+def test_presigned_put_and_post_upload_notify(s3: Any, notifications: Inbox) -> None:
     url = s3.generate_presigned_url(
         "put_object", Params={"Bucket": "uploads", "Key": "p/put.txt", "ContentType": "text/plain"}
     )
     assert requests.put(url, data=b"put", headers={"Content-Type": "text/plain"}, timeout=10).ok
-    assert inbox.next()[1]["Records"][0]["s3"]["object"]["key"] == "p%2Fput.txt"
+    assert notifications.next()[1]["Records"][0]["s3"]["object"]["key"] == "p%2Fput.txt"
 
     form = s3.generate_presigned_post("uploads", "p/post.txt")
     posted = requests.post(form["url"], data=form["fields"], files={"file": b"posted"}, timeout=10)
     assert posted.status_code in (200, 204), posted.text
-    body = inbox.next()[1]
+    body = notifications.next()[1]
     assert body["EventName"] == "s3:ObjectCreated:Post"
     assert body["Records"][0]["s3"]["object"]["size"] == 6
 
 
-def test_multipart_upload_notifies_once_on_completion(s3: Any, inbox: Any) -> None:
+def test_multipart_upload_notifies_once_on_completion(s3: Any, notifications: Inbox) -> None:
     upload = s3.create_multipart_upload(Bucket="uploads", Key="big/multi.bin")
     parts = []
     for number in (1, 2):
@@ -111,23 +85,23 @@ def test_multipart_upload_notifies_once_on_completion(s3: Any, inbox: Any) -> No
         MultipartUpload={"Parts": parts},
     )
 
-    body = inbox.next()[1]
+    body = notifications.next()[1]
     assert body["EventName"] == "s3:ObjectCreated:CompleteMultipartUpload"
     assert body["Records"][0]["s3"]["object"]["size"] == 10 * 1024 * 1024
     s3.put_object(Bucket="uploads", Key="marker", Body=b"m")  # the next message is this one
-    assert inbox.next()[1]["Key"] == "uploads/marker"
+    assert notifications.next()[1]["Key"] == "uploads/marker"
 
 
-def test_copy_notifies_and_failures_do_not(s3: Any, inbox: Any) -> None:
+def test_copy_notifies_and_failures_do_not(s3: Any, notifications: Inbox) -> None:
     s3.put_object(Bucket="uploads", Key="src", Body=b"source")
-    assert inbox.next()[1]["Key"] == "uploads/src"
+    assert notifications.next()[1]["Key"] == "uploads/src"
     with pytest.raises(ClientError):
         s3.put_object(Bucket="no-such-bucket", Key="k", Body=b"lost")
     s3.copy_object(Bucket="uploads", Key="dst", CopySource={"Bucket": "uploads", "Key": "src"})
 
-    body = inbox.next()[1]
+    body = notifications.next()[1]
     assert (body["EventName"], body["Key"]) == ("s3:ObjectCreated:Copy", "uploads/dst")
-    assert inbox.empty()
+    assert notifications.empty()
 
 
 def test_the_bucket_exists_at_start(s3: Any) -> None:

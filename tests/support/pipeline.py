@@ -11,8 +11,12 @@ from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
+import pytest
+from flask.testing import FlaskClient
+
+from tests.support.functions import function_app
 from tests.support.processes import running, stop
-from tests.support.receiver import Receiver
+from tests.support.receiver import Receiver, receiving
 from tests.support.waiting import free_port
 
 
@@ -56,12 +60,19 @@ class Pipeline:
         stop(self.process)
 
 
+def presign_client(pipe: Pipeline, monkeypatch: pytest.MonkeyPatch) -> FlaskClient:
+    """The presign function, publishing to the pipeline's broker and signing for its S3."""
+    for name in ("K_SINK", "FILEPIPE_S3_ENDPOINT_URL"):
+        monkeypatch.setenv(name, pipe.env[name])
+    return function_app("presign").test_client()
+
+
 @contextmanager
 def pipeline(service_env: Mapping[str, str], **overrides: str) -> Iterator[Pipeline]:
     prefix = f"filepipe-test-{uuid.uuid4().hex[:8]}"
     broker_port, process_port = free_port(), free_port()
     with ExitStack() as stack:
-        notify = stack.enter_context(Receiver())
+        notify = stack.enter_context(receiving())
         env = {
             **service_env,
             "K_SINK": f"http://127.0.0.1:{broker_port}/",

@@ -1,0 +1,139 @@
+"""Throughput and memory of the process code on a 1 GiB object, against its two floors.
+
+Prints MB/s of: a raw boto3 GET of the object (read and discarded), hashlib.sha256 over the same
+bytes in memory, and the process function's code (``process_notification``: lock, transitions,
+streaming SHA-256 + size + sniffing) run in a fresh child process, with that child's peak RSS.
+Target: process >= 0.8 of min(raw GET, hashlib); peak RSS < 128 MiB.
+
+Needs PostgreSQL, Redis and RabbitMQ on 127.0.0.1 (``local/services.sh``); starts its own S3
+server and database. Usage: ``python bench/process_throughput.py [--mib 1024]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from filepipe import db  # noqa: E402
+from filepipe.config import Settings  # noqa: E402
+from filepipe.storage import create_s3_client  # noqa: E402
+from tests.support.processes import running  # noqa: E402
+from tests.support.waiting import free_port  # noqa: E402
+
+ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+CHILD = """
+import json, resource, sys, time, uuid
+from datetime import UTC, datetime, timedelta
+from filepipe.config import Settings
+from filepipe.notifications import ObjectCreated
+from filepipe.processing import process_notification
+from filepipe.runtime import Runtime
+
+settings = Settings.from_env()
+rt = Runtime.from_settings(settings)
+size, key = int(sys.argv[1]), sys.argv[2]
+with rt.pool.connection() as conn:
+    conn.execute("INSERT INTO tenants (name) VALUES ('bench') ON CONFLICT DO NOTHING")
+    conn.execute(
+        "INSERT INTO files (id, tenant, bucket, key, filename, declared_content_type,"
+        " declared_size, upload_expires_at) VALUES (%s, 'bench', %s, %s, 'big.pdf',"
+        " 'application/pdf', %s, %s)",
+        (uuid.uuid4(), settings.s3_bucket, key, size, datetime.now(UTC) + timedelta(hours=1)))
+started = time.perf_counter()
+status = process_notification(rt, ObjectCreated("s3:ObjectCreated:Put", settings.s3_bucket,
+                                                key, size, None))
+elapsed = time.perf_counter() - started
+peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"status": status, "seconds": elapsed, "peak_rss_mib": peak_kib / 1024}))
+"""
+
+
+def mb_per_s(size: int, seconds: float) -> float:
+    return size / seconds / 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mib", type=int, default=1024, help="object size in MiB")
+    size = parser.parse_args().mib * 1024 * 1024
+    name = f"filepipe_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    port = free_port()
+    env = {
+        "FILEPIPE_DATABASE_URL": ADMIN_URL.rsplit("/", 1)[0] + f"/{name}",
+        "FILEPIPE_S3_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "FILEPIPE_S3_ACCESS_KEY_ID": "bench",
+        "FILEPIPE_S3_SECRET_ACCESS_KEY": "bench-secret",
+        "FILEPIPE_S3_NOTIFY_EXCHANGE": f"filepipe-bench-{name}",
+        "FILEPIPE_MAX_UPLOAD_BYTES": str(max(size, 1024**3)),
+        "FILEPIPE_LOG_LEVEL": "WARNING",
+    }
+    try:
+        db.migrate(env["FILEPIPE_DATABASE_URL"])
+        with running(
+            ["-m", "local.s3_server", "--port", str(port)],
+            port=port,
+            env={**env, "FILEPIPE_LOG_LEVEL": "WARNING"},
+        ):
+            run(env, size)
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def run(env: dict[str, str], size: int) -> None:
+    settings = Settings.from_env(env)
+    s3 = create_s3_client(settings)
+    data = b"%PDF-1.7\n" + os.urandom(1024 * 1024) * (size // (1024 * 1024))
+    data = data[:size]
+    key = f"bench/{uuid.uuid4()}/big.pdf"
+    s3.put_object(Bucket=settings.s3_bucket, Key=key, Body=data)
+
+    started = time.perf_counter()
+    hashlib.sha256(data).hexdigest()
+    hash_rate = mb_per_s(size, time.perf_counter() - started)
+    del data
+
+    started = time.perf_counter()
+    body = s3.get_object(Bucket=settings.s3_bucket, Key=key)["Body"]
+    for _ in body.iter_chunks(1024 * 1024):
+        pass
+    get_rate = mb_per_s(size, time.perf_counter() - started)
+
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD, str(size), key],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    result = json.loads(child.stdout.strip().splitlines()[-1])
+    assert result["status"] == "PROCESSED", result
+    process_rate = mb_per_s(size, result["seconds"])
+    floor = min(get_rate, hash_rate)
+    print(f"object                     {size / 1024**2:.0f} MiB")
+    print(f"raw boto3 GET              {get_rate:8.1f} MB/s")
+    print(f"hashlib.sha256 in memory   {hash_rate:8.1f} MB/s")
+    print(f"process code               {process_rate:8.1f} MB/s")
+    print(f"process / raw GET          {process_rate / get_rate:8.2f}")
+    print(f"process / hashlib          {process_rate / hash_rate:8.2f}")
+    print(f"process / min(GET, hash)   {process_rate / floor:8.2f}   (target >= 0.80)")
+    print(f"process peak RSS           {result['peak_rss_mib']:8.1f} MiB (target < 128)")
+
+
+if __name__ == "__main__":
+    main()
