@@ -1,0 +1,119 @@
+"""Publishing bucket notifications to RabbitMQ the way MinIO's AMQP target does.
+
+MinIO's AMQP target (https://github.com/minio/minio/blob/master/docs/bucket/notifications/README.md)
+declares the exchange durable, publishes the event JSON with ``content_type`` application/json,
+the headers ``minio-bucket`` and ``minio-event``, ``delivery_mode`` 2 (persistent) and
+``mandatory``, and waits for the publisher confirm. Here the exchange is a fanout and the routing
+key is empty.
+
+pika is not thread-safe and the S3 server is threaded: one connection is shared under a lock
+(publishes are serialised, which a local server can afford). A dropped connection is reopened on
+the next publish; after ``attempts`` quick tries the notification is logged as lost and the
+caller goes on (the reconcile job re-drives files whose notification was lost).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import pika
+from pika.adapters.blocking_connection import BlockingChannel
+from pika.exceptions import AMQPError, UnroutableError
+
+log = logging.getLogger(__name__)
+
+
+class AmqpPublisher:
+    """Publishes notifications to one fanout exchange over one shared connection."""
+
+    def __init__(
+        self,
+        amqp_url: str,
+        exchange: str,
+        *,
+        timeout: float = 5.0,
+        attempts: int = 3,
+        retry_delay: float = 0.2,
+    ) -> None:
+        self.parameters = pika.URLParameters(amqp_url)
+        self.parameters.socket_timeout = timeout
+        self.parameters.blocked_connection_timeout = timeout
+        self.exchange = exchange
+        self.attempts = attempts
+        self.retry_delay = retry_delay
+        self._lock = threading.Lock()
+        self._connection: pika.BlockingConnection | None = None
+        self._channel: BlockingChannel | None = None
+
+    def publish(self, body: bytes, *, bucket: str, key: str, event_name: str) -> None:
+        """Publish and wait for the confirm; log an error if RabbitMQ stays unreachable."""
+        properties = pika.BasicProperties(
+            content_type="application/json",
+            delivery_mode=pika.DeliveryMode.Persistent,
+            headers={"minio-bucket": bucket, "minio-event": event_name},
+        )
+        error: AMQPError | None = None
+        with self._lock:
+            for attempt in range(1, self.attempts + 1):
+                try:
+                    self._ready_channel().basic_publish(
+                        self.exchange, "", body, properties, mandatory=True
+                    )
+                    return
+                except UnroutableError:
+                    log.warning(
+                        "notification for %s/%s unroutable: no queue is bound to exchange %s",
+                        bucket,
+                        key,
+                        self.exchange,
+                    )
+                    return
+                except AMQPError as exc:
+                    self._drop()
+                    error = exc
+                    if attempt < self.attempts:
+                        log.warning("publish attempt %d failed: %r; retrying", attempt, exc)
+                        time.sleep(self.retry_delay * attempt)
+            log.error(
+                "notification lost, RabbitMQ unreachable (bucket=%s key=%s event=%s): %r",
+                bucket,
+                key,
+                event_name,
+                error,
+            )
+
+    def keep_alive(self) -> None:
+        """Answer RabbitMQ's heartbeats while idle; forget the connection if it dropped."""
+        with self._lock:
+            if self._connection is None:
+                return
+            try:
+                self._connection.process_data_events(time_limit=0)
+            except AMQPError as exc:
+                log.info("AMQP connection dropped (%r); it reopens on the next publish", exc)
+                self._drop()
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+    def _ready_channel(self) -> BlockingChannel:
+        if self._channel is not None and self._channel.is_open:
+            return self._channel
+        self._drop()
+        self._connection = pika.BlockingConnection(self.parameters)
+        channel = self._connection.channel()
+        channel.exchange_declare(self.exchange, exchange_type="fanout", durable=True)
+        channel.confirm_delivery()
+        self._channel = channel
+        return channel
+
+    def _drop(self) -> None:
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None and connection.is_open:
+            try:
+                connection.close()
+            except AMQPError as exc:
+                log.debug("closing a broken AMQP connection: %r", exc)
