@@ -1,8 +1,9 @@
 """Throughput and memory of the process code on a 1 GiB object, against its two floors.
 
-Prints MB/s of: a raw boto3 GET of the object (read and discarded), hashlib.sha256 over the same
-bytes in memory, and the process function's code (``process_notification``: lock, transitions,
-streaming SHA-256 + size + sniffing) run in a fresh child process, with that child's peak RSS.
+Prints MB/s of: a raw boto3 GET of the object (read and discarded, same client settings),
+hashlib.sha256 over the same bytes in memory, and the process function's code
+(``process_notification``: lock, transitions, streaming SHA-256 + size + sniffing) run in a
+fresh child process, with that child's peak RSS.
 Target: process >= 0.8 of min(raw GET, hashlib); peak RSS < 128 MiB.
 
 Needs PostgreSQL, Redis and RabbitMQ on 127.0.0.1 (``local/services.sh``); starts its own S3
@@ -12,6 +13,7 @@ server and database. Usage: ``python bench/process_throughput.py [--mib 1024]``.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -19,6 +21,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -34,7 +37,7 @@ from tests.support.waiting import free_port  # noqa: E402
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 CHILD = """
-import json, resource, sys, time, uuid
+import json, sys, time, uuid
 from datetime import UTC, datetime, timedelta
 from filepipe.config import Settings
 from filepipe.notifications import ObjectCreated
@@ -43,20 +46,28 @@ from filepipe.runtime import Runtime
 
 settings = Settings.from_env()
 rt = Runtime.from_settings(settings)
-size, key = int(sys.argv[1]), sys.argv[2]
+size, key, runs = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+file_id = uuid.uuid4()
 with rt.pool.connection() as conn:
     conn.execute("INSERT INTO tenants (name) VALUES ('bench') ON CONFLICT DO NOTHING")
     conn.execute(
         "INSERT INTO files (id, tenant, bucket, key, filename, declared_content_type,"
         " declared_size, upload_expires_at) VALUES (%s, 'bench', %s, %s, 'big.pdf',"
         " 'application/pdf', %s, %s)",
-        (uuid.uuid4(), settings.s3_bucket, key, size, datetime.now(UTC) + timedelta(hours=1)))
-started = time.perf_counter()
-status = process_notification(rt, ObjectCreated("s3:ObjectCreated:Put", settings.s3_bucket,
-                                                key, size, None))
-elapsed = time.perf_counter() - started
-peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"status": status, "seconds": elapsed, "peak_rss_mib": peak_kib / 1024}))
+        (file_id, settings.s3_bucket, key, size, datetime.now(UTC) + timedelta(hours=1)))
+record = ObjectCreated("s3:ObjectCreated:Put", settings.s3_bucket, key, size, None)
+seconds = []
+for _ in range(runs):
+    with rt.pool.connection() as conn:
+        conn.execute("UPDATE files SET status = 'PENDING', version = 1 WHERE id = %s", (file_id,))
+    started = time.perf_counter()
+    status = process_notification(rt, record)
+    seconds.append(time.perf_counter() - started)
+    assert status == "PROCESSED", status
+# VmHWM: this address space's peak (ru_maxrss would count the forking parent's pages too)
+status_lines = open("/proc/self/status").read().splitlines()
+peak_kib = int(next(line for line in status_lines if line.startswith("VmHWM:")).split()[1])
+print(json.dumps({"seconds": seconds, "peak_rss_mib": peak_kib / 1024}))
 """
 
 
@@ -64,10 +75,22 @@ def mb_per_s(size: int, seconds: float) -> float:
     return size / seconds / 1e6
 
 
+def best_rate(size: int, runs: int, work: Callable[[], object]) -> float:
+    """MB/s of the fastest of ``runs`` runs (the least disturbed by other load)."""
+    timings = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        work()
+        timings.append(time.perf_counter() - started)
+    return mb_per_s(size, min(timings))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mib", type=int, default=1024, help="object size in MiB")
-    size = parser.parse_args().mib * 1024 * 1024
+    parser.add_argument("--runs", type=int, default=3, help="runs of each; the best counts")
+    args = parser.parse_args()
+    size, runs = args.mib * 1024 * 1024, args.runs
     name = f"filepipe_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
@@ -88,33 +111,31 @@ def main() -> None:
             port=port,
             env={**env, "FILEPIPE_LOG_LEVEL": "WARNING"},
         ):
-            run(env, size)
+            run(env, size, runs)
     finally:
         with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def run(env: dict[str, str], size: int) -> None:
+def run(env: dict[str, str], size: int, runs: int) -> None:
     settings = Settings.from_env(env)
     s3 = create_s3_client(settings)
-    data = b"%PDF-1.7\n" + os.urandom(1024 * 1024) * (size // (1024 * 1024))
-    data = data[:size]
+    block = os.urandom(1024 * 1024)
+    data = b"%PDF-1.7\n" + block[9:] + block * (size // len(block) - 1)
     key = f"bench/{uuid.uuid4()}/big.pdf"
     s3.put_object(Bucket=settings.s3_bucket, Key=key, Body=data)
 
-    started = time.perf_counter()
-    hashlib.sha256(data).hexdigest()
-    hash_rate = mb_per_s(size, time.perf_counter() - started)
+    hash_rate = best_rate(size, runs, functools.partial(hashlib.sha256, data))
     del data
 
-    started = time.perf_counter()
-    body = s3.get_object(Bucket=settings.s3_bucket, Key=key)["Body"]
-    for _ in body.iter_chunks(1024 * 1024):
-        pass
-    get_rate = mb_per_s(size, time.perf_counter() - started)
+    def raw_get() -> None:
+        body = s3.get_object(Bucket=settings.s3_bucket, Key=key)["Body"]
+        for _ in body.iter_chunks(1024 * 1024):
+            pass
 
+    get_rate = best_rate(size, runs, raw_get)
     child = subprocess.run(
-        [sys.executable, "-c", CHILD, str(size), key],
+        [sys.executable, "-c", CHILD, str(size), key, str(runs)],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
@@ -122,10 +143,9 @@ def run(env: dict[str, str], size: int) -> None:
         cwd=ROOT,
     )
     result = json.loads(child.stdout.strip().splitlines()[-1])
-    assert result["status"] == "PROCESSED", result
-    process_rate = mb_per_s(size, result["seconds"])
+    process_rate = mb_per_s(size, min(result["seconds"]))
     floor = min(get_rate, hash_rate)
-    print(f"object                     {size / 1024**2:.0f} MiB")
+    print(f"object                     {size / 1024**2:.0f} MiB, best of {runs} runs each")
     print(f"raw boto3 GET              {get_rate:8.1f} MB/s")
     print(f"hashlib.sha256 in memory   {hash_rate:8.1f} MB/s")
     print(f"process code               {process_rate:8.1f} MB/s")

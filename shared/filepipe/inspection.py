@@ -2,9 +2,9 @@
 
 Memory stays constant whatever the size: chunks are hashed as they arrive, only the first
 ``SNIFF_BYTES`` are kept for content sniffing (puremagic), and reading stops once the object is
-known to be larger than allowed. ``prefetch`` reads the next chunks in a thread while the current
-one is hashed (socket reads and hashlib both release the GIL), so throughput approaches the slower
-of network and hash rather than their sum.
+known to be larger than allowed. ``prefetch`` reads the next chunks into reused buffers in a
+thread while the current one is hashed (socket reads and hashlib both release the GIL), so
+throughput approaches the slower of network and hash rather than their sum.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 
 import puremagic
@@ -44,7 +44,10 @@ class Inspection:
 
 
 def inspect(
-    chunks: Iterable[bytes], *, limit: int, on_chunk: Callable[[], None] | None = None
+    chunks: Iterable[bytes | memoryview],
+    *,
+    limit: int,
+    on_chunk: Callable[[], None] | None = None,
 ) -> Inspection:
     """Hash and measure ``chunks``; stop as soon as more than ``limit`` bytes have arrived."""
     digest = hashlib.sha256()
@@ -104,37 +107,44 @@ def _looks_like_text(head: bytes) -> bool:
     return False
 
 
-def prefetch(chunks: Iterable[bytes], depth: int = 4) -> Iterator[bytes]:
-    """Yield ``chunks`` while a thread reads up to ``depth`` ahead; errors surface in order.
+def prefetch(
+    readinto: Callable[[memoryview], int], *, chunk_size: int, depth: int = 4
+) -> Generator[memoryview, None, None]:
+    """Yield chunks that a thread reads ahead (``depth`` at most) into reused buffers.
 
-    Closing the generator early (reading stopped past the limit) stops the reader thread.
+    ``readinto`` fills a buffer and returns the byte count (0 at the end), so reading allocates
+    nothing and copies nothing. Each yielded view is valid until the next is requested. Errors
+    of the reader surface in order; closing the generator early stops the reader.
     """
-    buffer: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=depth)
+    free: queue.Queue[bytearray] = queue.Queue()
+    for _ in range(depth + 1):
+        free.put(bytearray(chunk_size))
+    ready: queue.Queue[tuple[bytearray, int] | BaseException | None] = queue.Queue()
     stop = threading.Event()
 
     def read() -> None:
         try:
-            for chunk in chunks:
-                if stop.is_set():
-                    return
-                buffer.put(chunk)
+            while not stop.is_set():
+                buffer = free.get()
+                count = readinto(memoryview(buffer))
+                if not count:
+                    break
+                ready.put((buffer, count))
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises
-            buffer.put(exc)
+            ready.put(exc)
             return
-        buffer.put(None)
+        ready.put(None)
 
     reader = threading.Thread(target=read, name="object-prefetch", daemon=True)
     reader.start()
     try:
-        while (item := buffer.get()) is not None:
+        while (item := ready.get()) is not None:
             if isinstance(item, BaseException):
                 raise item
-            yield item
+            buffer, count = item
+            yield memoryview(buffer)[:count]
+            free.put(buffer)
     finally:
         stop.set()
-        while reader.is_alive():  # unblock a reader waiting on a full buffer
-            try:
-                buffer.get(timeout=0.05)
-            except queue.Empty:
-                continue
+        free.put(bytearray(0))  # wakes a reader waiting for a buffer; it then sees ``stop``
         reader.join()

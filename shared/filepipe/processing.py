@@ -24,6 +24,7 @@ from filepipe.inspection import Inspection, inspect, prefetch, sniff
 from filepipe.locks import FileLock
 from filepipe.notifications import ObjectCreated
 from filepipe.runtime import Runtime
+from filepipe.storage import readinto_of
 from filepipe.transitions import (
     PENDING,
     PROCESSED,
@@ -125,17 +126,22 @@ def _start(rt: Runtime, file: Row) -> Row:
 
 def _read_object(rt: Runtime, file: Row, *, on_chunk: Any) -> tuple[Inspection, str]:
     limit = min(file["declared_size"], rt.settings.max_upload_bytes)
+    where = f"s3://{file['bucket']}/{file['key']}"
     try:
         obj = rt.s3.get_object(Bucket=file["bucket"], Key=file["key"])
         body = obj["Body"]
+        chunks = prefetch(readinto_of(body), chunk_size=CHUNK_BYTES)
         try:
-            inspection = inspect(
-                prefetch(body.iter_chunks(CHUNK_BYTES)), limit=limit, on_chunk=on_chunk
-            )
+            inspection = inspect(chunks, limit=limit, on_chunk=on_chunk)
         finally:
+            chunks.close()
             body.close()
-    except (ClientError, BotoCoreError) as exc:
-        raise StorageUnavailable(f"cannot read s3://{file['bucket']}/{file['key']}: {exc}") from exc
+    except (ClientError, BotoCoreError, OSError) as exc:
+        raise StorageUnavailable(f"cannot read {where}: {exc}") from exc
+    if not inspection.truncated and inspection.size != obj["ContentLength"]:
+        raise StorageUnavailable(
+            f"read {inspection.size} of {obj['ContentLength']} bytes of {where}; retrying"
+        )
     return inspection, str(obj.get("ETag", "")).strip('"')
 
 

@@ -8,6 +8,7 @@ declared, ``x-amz-checksum-sha256`` in ``X-Amz-SignedHeaders``: storage that che
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +49,9 @@ def create_s3_client(settings: Settings, *, public: bool = False) -> S3Client:
             signature_version="s3v4",
             s3={"addressing_style": "path"},
             retries={"max_attempts": 3, "mode": "standard"},
+            # The process function hashes every byte with SHA-256 and checks it against the
+            # declaration; botocore's CRC over the same bytes would cost ~25% of throughput.
+            response_checksum_validation="when_required",
             connect_timeout=5,
             read_timeout=30,
         ),
@@ -82,3 +86,25 @@ def presign_put(
         "put_object", Params=params, ExpiresIn=expires_in, HttpMethod="PUT"
     )
     return PresignedUpload(method="PUT", url=url, headers=headers)
+
+
+def readinto_of(body: Any) -> Callable[[memoryview], int]:
+    """A zero-copy ``readinto`` for a GetObject body.
+
+    botocore's ``StreamingBody`` only offers ``read()``, which allocates and copies every chunk
+    through urllib3 (about a third slower on this path). The ``http.client`` response underneath
+    reads straight into the caller's buffer; when it is not reachable, ``read()`` is copied in.
+    Callers must check the byte count against ``ContentLength``: ``http.client`` ends a cut
+    connection quietly.
+    """
+    raw = getattr(getattr(body, "_raw_stream", None), "_fp", None)
+    if raw is not None and callable(getattr(raw, "readinto", None)):
+        readinto: Callable[[memoryview], int] = raw.readinto
+        return readinto
+
+    def copy_into(buffer: memoryview) -> int:
+        data = body.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    return copy_into

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import threading
 from collections.abc import Iterator
 
@@ -59,24 +60,25 @@ def test_sniff(head: bytes, declared: str, detected: str) -> None:
 
 
 def test_prefetch_yields_everything_in_order_and_re_raises() -> None:
-    assert b"".join(prefetch(chunked(b"abcdefghij" * 50, 3), depth=2)) == b"abcdefghij" * 50
+    data = bytes(range(256)) * 40
+    chunks = [bytes(c) for c in prefetch(io.BytesIO(data).readinto, chunk_size=1000, depth=2)]
+    assert b"".join(chunks) == data and len(chunks) == 11
 
-    def broken() -> Iterator[bytes]:
-        yield b"a"
+    def broken(buffer: memoryview) -> int:
         raise OSError("connection reset")
 
     with pytest.raises(OSError, match="connection reset"):
-        list(prefetch(broken()))
+        list(prefetch(broken, chunk_size=10))
 
 
 def test_prefetch_stops_its_reader_when_closed_early() -> None:
-    def endless() -> Iterator[bytes]:
-        while True:
-            yield b"x" * 10
+    def endless(buffer: memoryview) -> int:
+        buffer[:] = b"x" * len(buffer)
+        return len(buffer)
 
     before = threading.active_count()
-    stream = prefetch(endless(), depth=2)
-    next(stream)
+    stream = prefetch(endless, chunk_size=10, depth=2)
+    assert bytes(next(stream)) == b"x" * 10
     stream.close()
     assert threading.active_count() == before
 
