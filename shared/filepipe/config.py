@@ -35,6 +35,12 @@ LOG_LEVEL = "FILEPIPE_LOG_LEVEL"
 LOCK_TTL = "FILEPIPE_LOCK_TTL"
 RECONCILE_GRACE = "FILEPIPE_RECONCILE_GRACE"
 RECONCILE_BATCH = "FILEPIPE_RECONCILE_BATCH"
+CACHE_TTL = "FILEPIPE_CACHE_TTL"
+CURSOR_SECRET = "FILEPIPE_CURSOR_SECRET"  # noqa: S105 - a variable name
+WEBHOOK_RETRY_SCHEDULE = "FILEPIPE_WEBHOOK_RETRY_SCHEDULE"
+WEBHOOK_TIMEOUT = "FILEPIPE_WEBHOOK_TIMEOUT"
+WEBHOOK_MAX_FAILURES = "FILEPIPE_WEBHOOK_MAX_FAILURES"
+WEBHOOK_ALLOW_LOOPBACK = "FILEPIPE_WEBHOOK_ALLOW_LOOPBACK"
 
 S3_SINGLE_PUT_LIMIT = 5 * 1024**3
 """S3 and MinIO refuse a single PUT above 5 GiB, so a presigned PUT can't be larger."""
@@ -79,6 +85,15 @@ class Settings:
     lock_ttl: float = 30.0
     reconcile_grace: float = 60.0
     reconcile_batch: int = 200
+    cache_ttl: float = 300.0
+    cursor_secret: str | None = field(default=None, repr=False)
+    webhook_retry_schedule: tuple[str, ...] = ("1", "5", "30", "120", "600")
+    """Seconds to wait before each retry of a failed webhook delivery."""
+    webhook_timeout: float = 5.0
+    webhook_max_failures: int = 20
+    """Consecutive failed deliveries after which an endpoint is disabled."""
+    webhook_allow_loopback: bool = False
+    """Development only: let webhooks target loopback addresses (on under ``make up``)."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_upload_bytes <= S3_SINGLE_PUT_LIMIT:
@@ -133,11 +148,23 @@ _ENV_NAMES = {
     "lock_ttl": LOCK_TTL,
     "reconcile_grace": RECONCILE_GRACE,
     "reconcile_batch": RECONCILE_BATCH,
+    "cache_ttl": CACHE_TTL,
+    "cursor_secret": CURSOR_SECRET,
+    "webhook_retry_schedule": WEBHOOK_RETRY_SCHEDULE,
+    "webhook_timeout": WEBHOOK_TIMEOUT,
+    "webhook_max_failures": WEBHOOK_MAX_FAILURES,
+    "webhook_allow_loopback": WEBHOOK_ALLOW_LOOPBACK,
 }
 
 
 def _parse(name: str, raw: str, annotation: object) -> object:
     kind = str(annotation)
+    if kind == "bool":
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name}={raw!r} is not a boolean (true/false)")
     try:
         if kind == "int":
             return int(raw)

@@ -21,8 +21,12 @@ def test_environment_is_parsed_by_type() -> None:
             "FILEPIPE_PUBLISH_TIMEOUT": "0.5",
             "K_SINK": "http://broker",
             "FILEPIPE_S3_ENDPOINT_URL": "  ",
+            "FILEPIPE_WEBHOOK_ALLOW_LOOPBACK": "true",
+            "FILEPIPE_WEBHOOK_RETRY_SCHEDULE": "0.1, 0.2",
         }
     )
+    assert settings.webhook_allow_loopback is True
+    assert settings.webhook_retry_schedule == ("0.1", "0.2")
     assert settings.max_upload_bytes == 2048
     assert settings.allowed_content_types == ("image/png", "text/*")
     assert settings.publish_timeout == 0.5
@@ -38,6 +42,7 @@ def test_environment_is_parsed_by_type() -> None:
         {"FILEPIPE_UPLOAD_URL_EXPIRES": "0"},
         {"FILEPIPE_ALLOWED_CONTENT_TYPES": ","},
         {"FILEPIPE_DB_POOL_MAX": "0"},
+        {"FILEPIPE_WEBHOOK_ALLOW_LOOPBACK": "maybe"},
     ],
 )
 def test_bad_values_are_config_errors(env: dict[str, str]) -> None:
