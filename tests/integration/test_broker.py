@@ -7,8 +7,6 @@ import hashlib
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -22,8 +20,8 @@ import yaml
 from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
 
-from tests.support.broker import amqp_channel, delete, queue_depth
-from tests.support.processes import ROOT, running
+from tests.support.broker import amqp_channel, delete, queue_depth, replay
+from tests.support.processes import running
 from tests.support.receiver import Receiver, Reply, receiving
 from tests.support.waiting import free_port, wait_until
 
@@ -246,16 +244,7 @@ def test_exhausted_retries_dead_letter_then_replay_delivers_again(emulator: Emul
     assert len(emulator.receiver.requests("/doomed", sent["id"])) == 3
     wait_until(lambda: queue_depth(emulator.dlq("doomed")) == 1, what="the dead letter in the DLQ")
 
-    replayed = subprocess.run(
-        [sys.executable, "-m", "local.broker", "replay", "--trigger", "doomed"],
-        cwd=ROOT,
-        env={**os.environ, **emulator.env},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    assert replayed.stdout.strip() == "1"
+    assert replay(emulator.env, "doomed") == 1
     again = emulator.receiver.wait_for("/doomed", 4, id=sent["id"])[3]
     assert again.ce("knativeerrorcode") is None
     assert queue_depth(emulator.dlq("doomed")) == 0

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -18,15 +15,14 @@ import pytest
 import requests
 from flask.testing import FlaskClient
 
-from filepipe import auth, events
+from filepipe import events
 from filepipe.config import Settings
 from filepipe.locks import LockUnavailable
 from filepipe.notifications import ObjectCreated, redrive_notification
 from filepipe.processing import process_notification
 from filepipe.runtime import Runtime
-from tests.support.broker import queue_depth
-from tests.support.pipeline import Pipeline, pipeline, presign_client
-from tests.support.processes import ROOT
+from tests.support.broker import queue_depth, replay
+from tests.support.pipeline import Pipeline, pipeline
 from tests.support.throttle import ThrottlingProxy
 from tests.support.waiting import wait_until
 
@@ -50,18 +46,6 @@ def pipe(service_env: dict[str, str]) -> Iterator[Pipeline]:
         ) as running_pipe,
     ):
         yield running_pipe
-
-
-@pytest.fixture
-def presign(
-    pipe: Pipeline, function_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> FlaskClient:
-    return presign_client(pipe, monkeypatch)
-
-
-@pytest.fixture
-def api_key(conn: Conn) -> str:
-    return auth.create_key(conn, "proc-tenant")
 
 
 @pytest.fixture
@@ -352,16 +336,7 @@ def test_a_notification_that_keeps_failing_is_dead_lettered_failed_and_replayabl
         lambda: dead_letters(pipe, "process-object-created") >= 1, what="the dead letter to be kept"
     )
 
-    replayed = subprocess.run(
-        [sys.executable, "-m", "local.broker", "replay", "--trigger", "process-object-created"],
-        cwd=ROOT,
-        env={**os.environ, **pipe.env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    assert int(replayed.stdout.strip().splitlines()[-1]) >= 1
+    assert replay(pipe.env, "process-object-created") >= 1
     wait_until(
         lambda: received_types(pipe, upload["id"]).count("file.failed") >= 2,
         what="the replayed notification to re-publish file.failed",

@@ -12,10 +12,9 @@ import pytest
 import requests
 from flask.testing import FlaskClient
 
-from filepipe import auth
 from tests.conftest import SESSION
 from tests.support.functions import function_app
-from tests.support.pipeline import Pipeline, pipeline, presign_client
+from tests.support.pipeline import Pipeline, pipeline
 from tests.support.processes import running
 from tests.support.waiting import free_port, wait_until
 
@@ -40,18 +39,6 @@ def pipe(service_env: dict[str, str], lossy_s3: str) -> Iterator[Pipeline]:
         service_env, FILEPIPE_S3_ENDPOINT_URL=lossy_s3, FILEPIPE_PING_INTERVAL="0.5"
     ) as running_pipe:
         yield running_pipe
-
-
-@pytest.fixture
-def presign(
-    pipe: Pipeline, function_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> FlaskClient:
-    return presign_client(pipe, monkeypatch)
-
-
-@pytest.fixture
-def api_key(conn: Conn) -> str:
-    return auth.create_key(conn, "reconcile-tenant")
 
 
 def request_upload(client: FlaskClient, key: str) -> dict[str, Any]:

@@ -1,12 +1,17 @@
-"""Helpers for broker emulator tests: small RabbitMQ utilities (receivers: ``receiver.py``)."""
+"""Helpers for broker tests: RabbitMQ utilities and the replay command."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import os
+import subprocess
+import sys
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 import pika
+
+from tests.support.processes import ROOT
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
@@ -33,3 +38,17 @@ def delete(queues: Iterable[str], exchanges: Iterable[str], url: str = AMQP_URL)
             channel.queue_delete(queue)
         for exchange in exchanges:
             channel.exchange_delete(exchange)
+
+
+def replay(env: Mapping[str, str], trigger: str) -> int:
+    """Run ``python -m local.broker replay --trigger …``; returns how many it moved."""
+    done = subprocess.run(
+        [sys.executable, "-m", "local.broker", "replay", "--trigger", trigger],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return int(done.stdout.strip().splitlines()[-1])
