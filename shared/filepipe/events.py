@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import psycopg
 import requests
 from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
@@ -177,8 +178,8 @@ def publish_recorded(
 ) -> int:
     """Publish outbox events (after their transaction committed); returns how many went out.
 
-    A failure is logged and stored on the row, never raised: the event stays unpublished and the
-    reconcile job publishes it later.
+    A failure is logged and stored on the row, never raised (not even when PostgreSQL fails
+    after the commit): the event stays unpublished and the reconcile job publishes it later.
     """
     ids = list(event_ids)
     if not ids:
@@ -186,8 +187,12 @@ def publish_recorded(
     if publisher is None:
         log.warning("K_SINK is not set: events stay in the outbox", extra={"event_ids": ids})
         return 0
-    with pool.connection() as conn:
-        events = load(conn, ids)
+    try:
+        with pool.connection() as conn:
+            events = load(conn, ids)
+    except psycopg.Error as exc:
+        log.warning("outbox unreadable; reconcile publishes later", extra={"error": str(exc)})
+        return 0
     published = 0
     for event in events:
         try:
@@ -202,15 +207,21 @@ def publish_recorded(
 
 
 def _mark(pool: ConnectionPool[Any], event_id_: str, *, error: str | None) -> None:
-    with pool.connection() as conn:
-        if error is None:
-            conn.execute(
-                "UPDATE events SET published_at = now(), attempts = attempts + 1, last_error = NULL"
-                " WHERE id = %s AND published_at IS NULL",
-                (event_id_,),
-            )
-        else:
-            conn.execute(
-                "UPDATE events SET attempts = attempts + 1, last_error = %s WHERE id = %s",
-                (error[:500], event_id_),
-            )
+    """Record the outcome; if PostgreSQL fails, a published event is merely published again."""
+    try:
+        with pool.connection() as conn:
+            if error is None:
+                conn.execute(
+                    "UPDATE events SET published_at = now(), attempts = attempts + 1,"
+                    " last_error = NULL WHERE id = %s AND published_at IS NULL",
+                    (event_id_,),
+                )
+            else:
+                conn.execute(
+                    "UPDATE events SET attempts = attempts + 1, last_error = %s WHERE id = %s",
+                    (error[:500], event_id_),
+                )
+    except psycopg.Error as exc:
+        log.warning(
+            "publish outcome not recorded", extra={"event_id": event_id_, "error": str(exc)}
+        )
