@@ -41,6 +41,9 @@ WEBHOOK_RETRY_SCHEDULE = "FILEPIPE_WEBHOOK_RETRY_SCHEDULE"
 WEBHOOK_TIMEOUT = "FILEPIPE_WEBHOOK_TIMEOUT"
 WEBHOOK_MAX_FAILURES = "FILEPIPE_WEBHOOK_MAX_FAILURES"
 WEBHOOK_ALLOW_LOOPBACK = "FILEPIPE_WEBHOOK_ALLOW_LOOPBACK"
+GATEWAY_QUEUE_SIZE = "FILEPIPE_GATEWAY_QUEUE_SIZE"
+PORT = "PORT"
+"""The port a server entry point listens on (Knative sets it); read by ``filepipe.gateway``."""
 
 S3_SINGLE_PUT_LIMIT = 5 * 1024**3
 """S3 and MinIO refuse a single PUT above 5 GiB, so a presigned PUT can't be larger."""
@@ -94,6 +97,8 @@ class Settings:
     """Consecutive failed deliveries after which an endpoint is disabled."""
     webhook_allow_loopback: bool = False
     """Development only: let webhooks target loopback addresses (on under ``make up``)."""
+    gateway_queue_size: int = 100
+    """Events the WebSocket gateway holds for one client; a client further behind is closed."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_upload_bytes <= S3_SINGLE_PUT_LIMIT:
@@ -110,6 +115,8 @@ class Settings:
             )
         if self.db_pool_min < 0 or self.db_pool_max < max(1, self.db_pool_min):
             raise ConfigError(f"{DB_POOL_MAX} must be at least 1 and at least {DB_POOL_MIN}")
+        if self.gateway_queue_size < 1:
+            raise ConfigError(f"{GATEWAY_QUEUE_SIZE} must be at least 1")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -154,6 +161,7 @@ _ENV_NAMES = {
     "webhook_timeout": WEBHOOK_TIMEOUT,
     "webhook_max_failures": WEBHOOK_MAX_FAILURES,
     "webhook_allow_loopback": WEBHOOK_ALLOW_LOOPBACK,
+    "gateway_queue_size": GATEWAY_QUEUE_SIZE,
 }
 
 

@@ -1,0 +1,115 @@
+"""In-process fan-out of one tenant's events to that tenant's WebSocket clients.
+
+The gateway reads every tenant's channel through one Redis pattern subscription and hands each
+event to ``Hub.dispatch``, which must never wait: it offers the event to each matching client's
+bounded queue and returns. A client whose queue is full (it reads slower than events arrive) is
+dropped from the hub and flagged ``overflowed``; its connection handler then closes it with 1013
+(try again later). Closing, rather than silently dropping old events, tells the client it missed
+some: it reconnects and catches up with ``GET /files``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One WebSocket client: its tenant, optional file filter and the events waiting for it."""
+
+    tenant: str
+    file_id: str | None
+    queue_size: int
+    queue: asyncio.Queue[str] = field(init=False, repr=False)
+    overflowed: asyncio.Event = field(init=False, repr=False, default_factory=asyncio.Event)
+    is_gone: Callable[[], bool] = field(default=lambda: False, repr=False)
+    """True once the connection is closed; lets the hub drop a client whose handler never ran."""
+
+    def __post_init__(self) -> None:
+        self.queue = asyncio.Queue(maxsize=self.queue_size)
+
+    def offer(self, message: str) -> bool:
+        """Queue ``message`` without waiting; False (and ``overflowed`` set) if it is full."""
+        try:
+            self.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            self.overflowed.set()
+            return False
+        return True
+
+
+class Hub:
+    """Subscribers by tenant; ``dispatch`` hands an event to each of the tenant's subscribers."""
+
+    def __init__(self) -> None:
+        self._tenants: dict[str, set[Subscriber]] = {}
+
+    def __len__(self) -> int:
+        return sum(len(subscribers) for subscribers in self._tenants.values())
+
+    def add(self, subscriber: Subscriber) -> None:
+        self._tenants.setdefault(subscriber.tenant, set()).add(subscriber)
+
+    def discard(self, subscriber: Subscriber) -> None:
+        subscribers = self._tenants.get(subscriber.tenant)
+        if subscribers is None:
+            return
+        subscribers.discard(subscriber)
+        if not subscribers:
+            del self._tenants[subscriber.tenant]
+
+    def dispatch(self, tenant: str, message: str) -> int:
+        """Offer ``message`` (a structured CloudEvent) to ``tenant``'s subscribers; how many got it.
+
+        Never blocks and never raises for one bad client: a full queue drops that client.
+        """
+        subscribers = self._tenants.get(tenant)
+        if not subscribers:
+            return 0
+        file_id: str | None = None
+        if any(s.file_id is not None for s in subscribers):
+            file_id = event_file_id(message)
+        delivered = 0
+        for subscriber in list(subscribers):
+            if subscriber.is_gone():
+                self.discard(subscriber)
+                continue
+            if subscriber.file_id is not None and subscriber.file_id != file_id:
+                continue
+            if subscriber.offer(message):
+                delivered += 1
+            else:
+                log.warning(
+                    "WebSocket client too slow, disconnecting it",
+                    extra={"tenant": tenant, "queue_size": subscriber.queue_size},
+                )
+                self.discard(subscriber)
+        return delivered
+
+
+def event_file_id(message: str) -> str | None:
+    """The file id of a structured CloudEvent (``data.file_id``, else ``subject``), normalised."""
+    try:
+        event: Any = json.loads(message)
+    except ValueError:
+        return None
+    if not isinstance(event, dict):
+        return None
+    data = event.get("data")
+    candidate = data.get("file_id") if isinstance(data, dict) else None
+    if candidate is None:
+        candidate = event.get("subject")
+    if not isinstance(candidate, str):
+        return None
+    try:
+        return str(uuid.UUID(candidate))
+    except ValueError:
+        return None
