@@ -61,13 +61,19 @@ def test_the_repository_manifests_describe_the_pipeline() -> None:
         "minio-notifications",
     )
     assert source.sink.ref == Ref("Broker", "default", "eventing.knative.dev/v1")
-    [ping] = manifests.ping_sources
+    pings = {p.name: p for p in manifests.ping_sources}
+    assert sorted(pings) == ["reconcile", "webhook-retries"]
+    ping = pings["reconcile"]
     assert (ping.schedule, ping.content_type, ping.data) == (
         "* * * * *",
         "application/json",
         '{"task":"reconcile"}',
     )
     assert ping.sink.uri == "/reconcile"
+    retries = pings["webhook-retries"]
+    assert retries.sink == Destination(
+        Ref("Service", "notify", "serving.knative.dev/v1"), "/webhook-retries"
+    )
 
 
 def test_topology_names_queues_and_resolves_services_with_their_uri() -> None:
@@ -88,8 +94,10 @@ def test_topology_names_queues_and_resolves_services_with_their_uri() -> None:
         "p.source.minio-notifications",
         Sink(exchange="p.default"),
     )
-    [ping] = topology.pings
-    assert ping.sink == Sink(url="http://127.0.0.1:8082/reconcile")
+    assert {p.source.name: p.sink for p in topology.pings} == {
+        "reconcile": Sink(url="http://127.0.0.1:8082/reconcile"),
+        "webhook-retries": Sink(url="http://127.0.0.1:8084/webhook-retries"),
+    }
 
 
 def test_source_exchange_can_be_overridden() -> None:

@@ -1,0 +1,278 @@
+"""Webhook delivery by the ``notify`` target: signed, retried, deduplicated, SSRF-guarded."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import psycopg
+import pytest
+from flask.testing import FlaskClient
+
+from filepipe import auth, runtime
+from filepipe.webhooks.signing import new_secret
+from tests.support.functions import function_app
+from tests.support.receiver import Receiver, Reply
+from tests.support.waiting import wait_until
+from tests.support.webhooks import (
+    deliveries,
+    file_event,
+    ping_event,
+    register,
+    send,
+    verified,
+)
+
+pytestmark = pytest.mark.integration
+
+Conn = psycopg.Connection[dict[str, Any]]
+T = TypeVar("T")
+WEBHOOK_ENV = {
+    "FILEPIPE_WEBHOOK_ALLOW_LOOPBACK": "true",
+    "FILEPIPE_WEBHOOK_RETRY_SCHEDULE": "0.05,0.1",
+    "FILEPIPE_WEBHOOK_TIMEOUT": "1",
+    "FILEPIPE_WEBHOOK_MAX_FAILURES": "3",
+}
+
+
+@pytest.fixture
+def env(function_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    for name, value in WEBHOOK_ENV.items():
+        monkeypatch.setenv(name, value)
+    runtime.reset()
+    return {**function_env, **WEBHOOK_ENV}
+
+
+@pytest.fixture
+def api(env: dict[str, str]) -> FlaskClient:
+    return function_app("notify", "webhooks").test_client()
+
+
+@pytest.fixture
+def notify(env: dict[str, str]) -> FlaskClient:
+    return function_app("notify", "notify").test_client()
+
+
+@pytest.fixture
+def tenant(conn: Conn) -> tuple[str, str]:
+    """A fresh tenant and its API key."""
+    name = f"wh-{uuid.uuid4().hex[:8]}"
+    return name, auth.create_key(conn, name)
+
+
+@pytest.fixture
+def receiver(event_receiver: Receiver) -> Iterator[Receiver]:
+    yield event_receiver
+
+
+def swept(notify: FlaskClient, probe: Callable[[], T | None], what: str) -> T:
+    """Send PingSource events to notify until ``probe`` is satisfied."""
+
+    def ping_then_probe() -> T | None:
+        send(notify, ping_event())
+        return probe()
+
+    return wait_until(ping_then_probe, what=what)
+
+
+def message(conn: Conn, endpoint_id: str, event_id: str) -> dict[str, Any]:
+    row = conn.execute(
+        "SELECT * FROM webhook_messages WHERE endpoint_id = %s AND event_id = %s",
+        (endpoint_id, event_id),
+    ).fetchone()
+    assert row is not None
+    return row
+
+
+def endpoint(api: FlaskClient, key: str, endpoint_id: str) -> dict[str, Any]:
+    got: dict[str, Any] = api.get(
+        f"/webhooks/{endpoint_id}", headers={"Authorization": f"Bearer {key}"}
+    ).get_json()
+    return got
+
+
+def test_event_is_signed_and_sent_to_its_tenants_subscribed_endpoints_only(
+    api: FlaskClient, notify: FlaskClient, conn: Conn, receiver: Receiver, tenant: tuple[str, str]
+) -> None:
+    name, key = tenant
+    other_name = f"wh-{uuid.uuid4().hex[:8]}"
+    other_key = auth.create_key(conn, other_name)
+    wanted = register(api, key, receiver.url + "/wanted", ["file.processed"])
+    register(api, key, receiver.url + "/only-failed", ["file.failed"])
+    register(api, other_key, receiver.url + "/other-tenant", ["file.processed"])
+    event = file_event(name, "file.processed")
+
+    send(notify, event)
+
+    [request] = receiver.requests("/wanted")
+    assert request.headers["webhook-id"] == event["id"]
+    assert request.headers["content-type"].startswith("application/cloudevents+json")
+    body = verified(wanted["secret"], request)
+    assert {k: body[k] for k in ("id", "type", "source", "subject", "specversion")} == {
+        "id": event["id"],
+        "type": "file.processed",
+        "source": "/filepipe/process",
+        "subject": event["subject"],
+        "specversion": "1.0",
+    }
+    assert body["data"] == event.get_data() and "traceparent" not in body
+    assert [r.path for r in receiver.all_requests()] == ["/wanted"]
+    [attempt] = deliveries(api, key, wanted["id"])
+    assert attempt["event_id"] == event["id"]
+    assert (attempt["attempt"], attempt["status_code"], attempt["succeeded"]) == (1, 200, True)
+    assert attempt["error"] is None and attempt["duration_ms"] >= 0
+
+
+def test_failing_receiver_gets_the_same_webhook_id_until_it_succeeds(
+    api: FlaskClient, notify: FlaskClient, conn: Conn, receiver: Receiver, tenant: tuple[str, str]
+) -> None:
+    name, key = tenant
+    hook = register(api, key, receiver.url + "/flaky")
+    receiver.plan("/flaky", 500, 503)
+    event = file_event(name)
+
+    send(notify, event)
+    assert message(conn, hook["id"], event["id"])["state"] == "pending"
+    swept(notify, lambda: message(conn, hook["id"], event["id"])["state"] == "delivered", "retry")
+
+    requests = receiver.requests("/flaky")
+    assert [r.headers["webhook-id"] for r in requests] == [event["id"]] * 3
+    assert all(verified(hook["secret"], r)["id"] == event["id"] for r in requests)
+    attempts = deliveries(api, key, hook["id"])
+    assert [(a["attempt"], a["status_code"], a["succeeded"]) for a in attempts] == [
+        (3, 200, True),
+        (2, 503, False),
+        (1, 500, False),
+    ]
+    assert attempts[1]["error"] == "HTTP 503"
+    assert endpoint(api, key, hook["id"])["failure_count"] == 0
+
+
+def test_a_duplicate_cloudevent_is_delivered_once(
+    api: FlaskClient, notify: FlaskClient, conn: Conn, receiver: Receiver, tenant: tuple[str, str]
+) -> None:
+    name, key = tenant
+    hook = register(api, key, receiver.url + "/once")
+    event = file_event(name)
+
+    send(notify, event)
+    send(notify, event)
+    send(notify, ping_event())
+
+    assert len(receiver.requests("/once")) == 1
+    assert [a["succeeded"] for a in deliveries(api, key, hook["id"])] == [True]
+
+
+def test_410_gone_disables_the_endpoint_at_once(
+    api: FlaskClient, notify: FlaskClient, conn: Conn, receiver: Receiver, tenant: tuple[str, str]
+) -> None:
+    name, key = tenant
+    hook = register(api, key, receiver.url + "/gone")
+    receiver.plan("/gone", 410)
+    first = file_event(name)
+
+    send(notify, first)
+    send(notify, file_event(name))
+
+    disabled = endpoint(api, key, hook["id"])
+    assert disabled["enabled"] is False and "410" in disabled["disabled_reason"]
+    assert len(receiver.requests("/gone")) == 1
+    assert message(conn, hook["id"], first["id"])["state"] == "abandoned"
+
+
+def test_consecutive_failures_disable_the_endpoint(
+    api: FlaskClient, notify: FlaskClient, conn: Conn, receiver: Receiver, tenant: tuple[str, str]
+) -> None:
+    name, key = tenant
+    hook = register(api, key, receiver.url + "/down")
+    receiver.plan("/down", 500, 500, 500, 500)
+    event = file_event(name)
+
+    send(notify, event)
+    swept(notify, lambda: not endpoint(api, key, hook["id"])["enabled"], "the endpoint disabled")
+
+    disabled = endpoint(api, key, hook["id"])
+    assert disabled["disabled_reason"].startswith("3 consecutive failed deliveries")
+    assert len(receiver.requests("/down")) == 3
+    assert message(conn, hook["id"], event["id"])["state"] == "failed"
+    send(notify, file_event(name))
+    assert len(receiver.requests("/down")) == 3
+
+
+def test_a_timeout_is_a_failed_attempt_that_is_retried(
+    api: FlaskClient, notify: FlaskClient, conn: Conn, receiver: Receiver, tenant: tuple[str, str]
+) -> None:
+    name, key = tenant
+    hook = register(api, key, receiver.url + "/slow")
+    release = threading.Event()
+    receiver.plan("/slow", Reply(200, hold=release))
+    event = file_event(name)
+    try:
+        send(notify, event)
+    finally:
+        release.set()
+    swept(notify, lambda: message(conn, hook["id"], event["id"])["state"] == "delivered", "retry")
+
+    timed_out, succeeded = reversed(deliveries(api, key, hook["id"]))
+    assert (timed_out["status_code"], timed_out["error"]) == (None, "timed out after 1 s")
+    assert timed_out["duration_ms"] >= 1000
+    assert succeeded["succeeded"] is True
+
+
+def test_redirects_are_not_followed(
+    api: FlaskClient, notify: FlaskClient, conn: Conn, receiver: Receiver, tenant: tuple[str, str]
+) -> None:
+    name, key = tenant
+    hook = register(api, key, receiver.url + "/moved")
+    receiver.plan("/moved", Reply(307, headers={"Location": receiver.url + "/elsewhere"}))
+
+    send(notify, file_event(name))
+
+    [attempt] = deliveries(api, key, hook["id"])
+    assert (attempt["status_code"], attempt["error"]) == (307, "redirect not followed")
+    assert receiver.requests("/elsewhere") == []
+
+
+def test_loopback_is_refused_at_delivery_unless_allowed(
+    function_env: dict[str, str], conn: Conn, receiver: Receiver, tenant: tuple[str, str]
+) -> None:
+    """An endpoint stored with a loopback URL (e.g. registered while allowed) gets nothing."""
+    name, _ = tenant
+    endpoint_id = uuid.uuid4()
+    conn.execute(
+        "INSERT INTO webhook_endpoints (id, tenant, url, secret, event_types)"
+        " VALUES (%s, %s, %s, %s, %s)",
+        (endpoint_id, name, receiver.url + "/internal", new_secret(), ["file.processed"]),
+    )
+    event = file_event(name)
+
+    send(function_app("notify", "notify").test_client(), event)
+
+    [attempt] = conn.execute(
+        "SELECT * FROM webhook_deliveries WHERE endpoint_id = %s", (endpoint_id,)
+    ).fetchall()
+    assert (attempt["succeeded"], attempt["status_code"]) == (False, None)
+    assert attempt["error"].startswith("refused: 127.0.0.1 is a loopback address")
+    assert message(conn, str(endpoint_id), event["id"])["state"] == "failed"
+    assert receiver.all_requests() == []
+
+
+def test_a_pending_retry_survives_a_restart(
+    api: FlaskClient, notify: FlaskClient, conn: Conn, receiver: Receiver, tenant: tuple[str, str]
+) -> None:
+    name, key = tenant
+    hook = register(api, key, receiver.url + "/later")
+    receiver.plan("/later", 500)
+    event = file_event(name)
+    send(notify, event)
+
+    runtime.reset()  # the process's pool and clients are gone; only PostgreSQL remembers
+    restarted = function_app("notify", "notify").test_client()
+    swept(
+        restarted, lambda: message(conn, hook["id"], event["id"])["state"] == "delivered", "retry"
+    )
+
+    assert [r.headers["webhook-id"] for r in receiver.requests("/later")] == [event["id"]] * 2
+    assert [a["attempt"] for a in deliveries(api, key, hook["id"])] == [2, 1]

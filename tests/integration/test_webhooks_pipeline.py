@@ -1,0 +1,141 @@
+"""Webhooks through the real broker emulator and notify as a process: the repository's Triggers
+deliver the events, its ``webhook-retries`` PingSource drives retries across a notify restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+import requests
+from cloudevents.conversion import to_binary
+from cloudevents.http import CloudEvent
+
+from filepipe import auth, realtime
+from filepipe.webhooks.signing import new_secret
+from local.broker.config import Settings as BrokerSettings
+from local.broker.manifests import load
+from local.broker.topology import build
+from tests.support.broker import delete
+from tests.support.processes import ROOT, running
+from tests.support.receiver import Receiver, receiving
+from tests.support.waiting import free_port, wait_until
+from tests.support.webhooks import file_event, verified
+
+pytestmark = pytest.mark.integration
+
+Conn = psycopg.Connection[dict[str, Any]]
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@contextmanager
+def broker(env: dict[str, str], prefix: str, port: int) -> Iterator[str]:
+    """The emulator on the repository's manifests; its RabbitMQ names are removed afterwards."""
+    topology = build(load(ROOT / "knative" / "eventing"), BrokerSettings(prefix=prefix))
+    try:
+        with running(["-m", "local.broker"], port=port, env=env):
+            yield f"http://127.0.0.1:{port}/"
+    finally:
+        delete(
+            [
+                *(name for t in topology.triggers for name in (t.queue, t.dlq)),
+                *(s.queue for s in topology.sources),
+            ],
+            [*topology.brokers.values(), env["FILEPIPE_S3_NOTIFY_EXCHANGE"]],
+        )
+
+
+def notify_process(port: int, env: dict[str, str]) -> Any:
+    return running(
+        [
+            *("-m", "functions_framework", "--target", "notify"),
+            *("--source", "functions/notify/main.py", "--port", str(port)),
+        ],
+        port=port,
+        env=env,
+    )
+
+
+def publish(ingress: str, event: CloudEvent) -> None:
+    headers, body = to_binary(event)
+    response = requests.post(ingress, headers=headers, data=body, timeout=10)
+    assert response.status_code == 202, response.text
+
+
+def attempts(conn: Conn, endpoint_id: uuid.UUID) -> list[dict[str, Any]]:
+    return conn.execute(
+        "SELECT attempt, status_code, succeeded FROM webhook_deliveries"
+        " WHERE endpoint_id = %s ORDER BY attempt",
+        (endpoint_id,),
+    ).fetchall()
+
+
+@pytest.fixture
+def hooks() -> Iterator[Receiver]:
+    with receiving() as receiver:
+        yield receiver
+
+
+def test_broker_duplicates_and_a_notify_restart_yield_one_success(
+    service_env: dict[str, str], conn: Conn, hooks: Receiver
+) -> None:
+    tenant = f"wh-{uuid.uuid4().hex[:8]}"
+    auth.create_key(conn, tenant)
+    endpoint_id, secret = uuid.uuid4(), new_secret()
+    conn.execute(
+        "INSERT INTO webhook_endpoints (id, tenant, url, secret, event_types)"
+        " VALUES (%s, %s, %s, %s, %s)",
+        (endpoint_id, tenant, hooks.url + "/hook", secret, ["file.processed"]),
+    )
+    hooks.plan("/hook", 500)
+    broker_port, notify_port = free_port(), free_port()
+    prefix = f"filepipe-test-{uuid.uuid4().hex[:8]}"
+    env = {
+        **service_env,
+        "FILEPIPE_BROKER_PORT": str(broker_port),
+        "FILEPIPE_BROKER_PREFIX": prefix,
+        "FILEPIPE_S3_NOTIFY_EXCHANGE": f"{prefix}.minio",
+        "FILEPIPE_SUBSCRIBERS": (
+            f"process={hooks.url}/process,notify=http://127.0.0.1:{notify_port}"
+        ),
+        "FILEPIPE_PING_INTERVAL": "0.3",
+        "FILEPIPE_BROKER_BACKOFF_SCALE": "0.2",
+        "FILEPIPE_WEBHOOK_ALLOW_LOOPBACK": "true",
+        "FILEPIPE_WEBHOOK_RETRY_SCHEDULE": "2",
+        "FILEPIPE_WEBHOOK_TIMEOUT": "2",
+    }
+    event = file_event(tenant)
+
+    with (
+        redis.Redis.from_url(service_env.get("FILEPIPE_REDIS_URL", REDIS_URL)) as client,
+        client.pubsub(ignore_subscribe_messages=True) as listener,
+        broker(env, prefix, broker_port) as ingress,
+    ):
+        listener.subscribe(realtime.channel(tenant))
+        with notify_process(notify_port, env) as first:
+            publish(ingress, event)
+            publish(ingress, event)
+            wait_until(lambda: attempts(conn, endpoint_id), what="the first attempt")
+            os.killpg(first.pid, signal.SIGKILL)  # before the retry is due (2 s)
+            first.wait(10)
+        assert attempts(conn, endpoint_id) == [
+            {"attempt": 1, "status_code": 500, "succeeded": False}
+        ]
+
+        with notify_process(notify_port, env):
+            wait_until(lambda: len(attempts(conn, endpoint_id)) == 2, what="the retry")
+
+        published = wait_until(lambda: listener.get_message(timeout=1.0), what="real time")
+        assert json.loads(published["data"])["id"] == event["id"]
+
+    assert attempts(conn, endpoint_id)[1] == {"attempt": 2, "status_code": 200, "succeeded": True}
+    requests_ = hooks.requests("/hook")
+    assert [r.headers["webhook-id"] for r in requests_] == [event["id"]] * 2
+    assert all(verified(secret, r)["id"] == event["id"] for r in requests_)
