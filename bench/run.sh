@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 bash local/services.sh
 $PY bench/process_throughput.py "$@"
+$PY bench/query.py
 
 log=$(mktemp)
 bash local/up.sh >"$log" 2>&1 &

@@ -1,4 +1,4 @@
-"""The presign function's HTTP API: ``POST /uploads``."""
+"""The presign function's HTTP API: ``POST /uploads`` (and its document, ``GET /openapi.json``)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from flask import Request, Response
 from filepipe import runtime
 from filepipe.auth import authenticate, bearer_token
 from filepipe.http import Routes, json_body, json_response
+from filepipe.openapi import serve_openapi
 from filepipe.upload_request import parse_upload_request, validate_idempotency_key
 from filepipe.uploads import create_upload
 
@@ -27,4 +28,4 @@ def post_upload(request: Request) -> Response:
     return json_response(created.body, status=201, headers=headers)
 
 
-ROUTES: Routes = {("POST", "/uploads"): post_upload}
+ROUTES: Routes = {("POST", "/uploads"): post_upload, ("GET", "/openapi.json"): serve_openapi}

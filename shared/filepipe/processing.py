@@ -19,6 +19,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from filepipe import events
+from filepipe.cache import invalidate_file
 from filepipe.errors import DependencyError
 from filepipe.inspection import Inspection, inspect, prefetch, sniff
 from filepipe.locks import FileLock
@@ -110,6 +111,7 @@ def _step(
     if changed is None:
         raise ConcurrentChange(f"file {file['id']} changed while moving it to {to_status}")
     row, event_id = changed
+    invalidate_file(rt.redis, row["id"])
     if event_id:
         events.publish_recorded(rt.pool, rt.publisher, [event_id])
     return row

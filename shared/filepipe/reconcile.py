@@ -19,6 +19,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from filepipe import events
+from filepipe.cache import invalidate_file
 from filepipe.notifications import RABBITMQ_EVENT, ObjectCreated, redrive_notification
 from filepipe.processing import SOURCE, StorageUnavailable
 from filepipe.runtime import Runtime
@@ -51,6 +52,7 @@ def fail_dead_letter(rt: Runtime, record: ObjectCreated, reason: str) -> str | N
                 file = load_file(conn, file["id"])
                 continue
         row, event_id = changed
+        invalidate_file(rt.redis, row["id"])
         events.publish_recorded(rt.pool, rt.publisher, [event_id] if event_id else [])
         log.warning("file failed", extra={"file_id": str(row["id"]), "reason": reason})
         return FAILED
@@ -146,4 +148,7 @@ def _expire(rt: Runtime, file: dict[str, Any]) -> int:
             message="upload URL expired and no object arrived",
             error="upload URL expired and no object arrived",
         )
-    return 0 if changed is None else 1
+    if changed is None:
+        return 0
+    invalidate_file(rt.redis, file["id"])
+    return 1

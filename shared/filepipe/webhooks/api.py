@@ -27,6 +27,7 @@ from filepipe.db import DatabaseUnavailable
 from filepipe.errors import BadRequest
 from filepipe.events import FILE_FAILED, FILE_PROCESSED, FILE_REJECTED, FILE_UPLOADED
 from filepipe.http import Routes, json_body, json_response
+from filepipe.openapi import serve_openapi
 from filepipe.webhooks import ssrf, store
 from filepipe.webhooks.errors import HostNotFound, UnsafeURL
 
@@ -139,4 +140,5 @@ ROUTES: Routes = {
     ("GET", "/webhooks/{endpoint_id}"): get_one,
     ("DELETE", "/webhooks/{endpoint_id}"): delete,
     ("GET", "/webhooks/{endpoint_id}/deliveries"): deliveries,
+    ("GET", "/openapi.json"): serve_openapi,
 }

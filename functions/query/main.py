@@ -1,0 +1,12 @@
+"""query: ``GET /files``, ``GET /files/{id}`` (cached, ETag) and ``GET /files/{id}/logs``."""
+
+import functions_framework
+from flask import Request, Response
+
+from filepipe.http import handle
+from filepipe.query_api import ROUTES
+
+
+@functions_framework.http
+def query(request: Request) -> Response:
+    return handle(request, ROUTES)

@@ -1,0 +1,191 @@
+"""Contract: the OpenAPI document is valid, served by presign and query, and describes what their
+live responses really are (status, media type, body schema, required headers)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from flask.testing import FlaskClient
+from openapi_spec_validator import validate as validate_document
+from psycopg.types.json import Jsonb
+
+from filepipe import openapi, presign, query_api, webhooks
+from tests.support.contract import conforms
+from tests.support.files import add_file, tenants
+from tests.support.functions import function_app
+
+pytestmark = pytest.mark.integration
+
+Conn = psycopg.Connection[dict[str, Any]]
+PDF = b"%PDF-1.7\n" + b"contract " * 50 + b"\n%%EOF\n"
+
+
+@pytest.fixture
+def presign_client(function_env: dict[str, str]) -> FlaskClient:
+    return function_app("presign").test_client()
+
+
+@pytest.fixture
+def query_client(function_env: dict[str, str]) -> FlaskClient:
+    return function_app("query").test_client()
+
+
+@pytest.fixture
+def key(conn: Conn) -> Iterator[tuple[str, str]]:
+    with tenants(conn) as make:
+        yield make()
+
+
+def test_the_document_is_valid_openapi_3_1_and_covers_every_route() -> None:
+    document = openapi.document()
+    validate_document(document)
+    assert document["openapi"].startswith("3.1")
+
+    def normalised(pattern: str) -> str:
+        return re.sub(r"\{\w+\}", "{}", pattern)
+
+    documented = {
+        (method.upper(), normalised(path))
+        for path, item in document["paths"].items()
+        for method in item
+        if method in ("get", "post", "put", "patch", "delete")
+    }
+    for method, pattern in [*presign.ROUTES, *query_api.ROUTES, *webhooks.ROUTES]:
+        assert (method, normalised(pattern)) in documented, (method, pattern)
+
+
+@pytest.fixture
+def webhooks_client(function_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> FlaskClient:
+    monkeypatch.setenv("FILEPIPE_WEBHOOK_ALLOW_LOOPBACK", "true")
+    return function_app("notify", "webhooks").test_client()
+
+
+def test_each_function_serves_the_document(
+    presign_client: FlaskClient, query_client: FlaskClient, webhooks_client: FlaskClient
+) -> None:
+    for client in (presign_client, query_client, webhooks_client):
+        response = client.get("/openapi.json")
+        conforms(response, "/openapi.json", "GET")
+        assert response.get_json() == openapi.document()
+
+
+def test_presign_answers_as_documented(
+    presign_client: FlaskClient, key: tuple[str, str], conn: Conn
+) -> None:
+    auth = {"Authorization": f"Bearer {key[1]}"}
+    body = {
+        "filename": "contract.pdf",
+        "content_type": "application/pdf",
+        "size": len(PDF),
+        "sha256": hashlib.sha256(PDF).hexdigest(),
+        "metadata": {"project": "apollo"},
+    }
+    created = presign_client.post("/uploads", json=body, headers=auth)
+    assert created.status_code == 201
+    conforms(created, "/uploads", "POST")
+    replay = presign_client.post("/uploads", json=body, headers={**auth, "Idempotency-Key": "k1"})
+    again = presign_client.post("/uploads", json=body, headers={**auth, "Idempotency-Key": "k1"})
+    assert again.headers["Idempotency-Replayed"] == "true"
+    conforms(again, "/uploads", "POST")
+    conflict = presign_client.post(
+        "/uploads", json={**body, "size": 5}, headers={**auth, "Idempotency-Key": "k1"}
+    )
+    assert replay.status_code == 201 and conflict.status_code == 422
+
+    for response, status in (
+        (conflict, 422),
+        (presign_client.post("/uploads", json={"size": 0}, headers=auth), 400),
+        (presign_client.post("/uploads", data="{", headers=auth, mimetype="application/json"), 400),
+        (presign_client.post("/uploads", json=body), 401),
+        (presign_client.post("/uploads", json={**body, "size": 2 * 1024**4}, headers=auth), 413),
+        (presign_client.post("/uploads", json={**body, "content_type": "x/y"}, headers=auth), 415),
+    ):
+        assert response.status_code == status, response.get_json()
+        conforms(response, "/uploads", "POST")
+
+
+def test_query_answers_as_documented(
+    query_client: FlaskClient, key: tuple[str, str], conn: Conn
+) -> None:
+    tenant, api_key = key
+    auth = {"Authorization": f"Bearer {api_key}"}
+    rows = [add_file(conn, tenant, metadata=Jsonb({"a": "b"})) for _ in range(3)]
+    processed = add_file(
+        conn,
+        tenant,
+        status="PROCESSED",
+        sha256="ab" * 32,
+        declared_sha256="ab" * 32,
+        size_bytes=10,
+        content_type="application/pdf",
+        etag="0123abcd",
+        processed_at=rows[0]["created_at"],
+    )
+    conn.execute(
+        "INSERT INTO processing_logs (file_id, tenant, from_status, to_status, message)"
+        " VALUES (%s, %s, NULL, 'PENDING', 'x'), (%s, %s, 'PENDING', 'UPLOADED', 'y')",
+        (processed["id"], tenant, processed["id"], tenant),
+    )
+    page = query_client.get("/files?limit=2", headers=auth)
+    assert page.get_json()["next_cursor"]
+    last = query_client.get(f"/files?limit=2&cursor={page.get_json()['next_cursor']}", headers=auth)
+    assert last.get_json()["next_cursor"] is None
+    for response in (page, last):
+        conforms(response, "/files", "GET")
+    for bad in ("limit=500", "status=NOPE&sha256=1", "cursor=x.y", "colour=red"):
+        response = query_client.get(f"/files?{bad}", headers=auth)
+        assert response.status_code == 400
+        conforms(response, "/files", "GET")
+    conforms(query_client.get("/files"), "/files", "GET")
+
+    one = query_client.get(f"/files/{processed['id']}", headers=auth)
+    assert one.status_code == 200 and one.get_json()["status"] == "PROCESSED"
+    not_modified = query_client.get(
+        f"/files/{processed['id']}", headers={**auth, "If-None-Match": one.headers["ETag"]}
+    )
+    assert not_modified.status_code == 304
+    logs = query_client.get(f"/files/{processed['id']}/logs", headers=auth)
+    assert len(logs.get_json()["items"]) == 2
+    for suffix, template in (("", "/files/{id}"), ("/logs", "/files/{id}/logs")):
+        expected = [
+            (query_client.get(f"/files/{processed['id']}{suffix}", headers=auth), 200),
+            (query_client.get(f"/files/{uuid.uuid4()}{suffix}", headers=auth), 404),
+            (query_client.get(f"/files/nope{suffix}", headers=auth), 400),
+            (query_client.get(f"/files/{processed['id']}{suffix}"), 401),
+        ]
+        for response, status in expected:
+            assert response.status_code == status
+            conforms(response, template, "GET")
+    conforms(not_modified, "/files/{id}", "GET")
+
+
+def test_webhooks_answer_as_documented(webhooks_client: FlaskClient, key: tuple[str, str]) -> None:
+    auth = {"Authorization": f"Bearer {key[1]}"}
+    created = webhooks_client.post(
+        "/webhooks",
+        json={"url": "http://127.0.0.1:9/hook", "events": ["file.processed"]},
+        headers=auth,
+    )
+    conforms(created, "/webhooks", "POST")
+    endpoint = created.get_json()["id"]
+    conforms(webhooks_client.get("/webhooks", headers=auth), "/webhooks", "GET")
+    conforms(
+        webhooks_client.get(f"/webhooks/{endpoint}/deliveries", headers=auth),
+        "/webhooks/{id}/deliveries",
+        "GET",
+    )
+    invalid = webhooks_client.post("/webhooks", json={"url": "ftp://x", "events": []}, headers=auth)
+    assert invalid.status_code == 400
+    conforms(invalid, "/webhooks", "POST")
+    conforms(webhooks_client.get("/webhooks"), "/webhooks", "GET")
+    missing = webhooks_client.delete(f"/webhooks/{uuid.uuid4()}", headers=auth)
+    conforms(missing, "/webhooks/{id}", "DELETE")
+    deleted = webhooks_client.delete(f"/webhooks/{endpoint}", headers=auth)
+    assert deleted.status_code == 204
+    conforms(deleted, "/webhooks/{id}", "DELETE")

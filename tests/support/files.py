@@ -1,0 +1,85 @@
+"""Rows of ``files`` written straight with SQL, for tests of what reads them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from filepipe import auth
+
+Conn = psycopg.Connection[dict[str, Any]]
+
+BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@contextmanager
+def tenants(conn: Conn) -> Iterator[Callable[[], tuple[str, str]]]:
+    """Make fresh tenants (name, API key); their files are deleted afterwards, so that rows
+    written here never reach the reconcile job of a later test."""
+    made: list[str] = []
+
+    def make() -> tuple[str, str]:
+        tenant = f"q-{uuid.uuid4().hex[:10]}"
+        made.append(tenant)
+        return tenant, auth.create_key(conn, tenant)
+
+    try:
+        yield make
+    finally:
+        if made:
+            conn.execute("DELETE FROM files WHERE tenant = ANY(%s)", (made,))
+
+
+def add_file(conn: Conn, tenant: str, **columns: Any) -> dict[str, Any]:
+    """Insert one file (PENDING PDF unless ``columns`` say otherwise); returns its row."""
+    file_id = columns.pop("id", None) or uuid.uuid4()
+    created_at = columns.pop("created_at", None) or datetime.now(UTC)
+    values: dict[str, Any] = {
+        "id": file_id,
+        "tenant": tenant,
+        "bucket": "uploads",
+        "key": f"{tenant}/{file_id}/f.pdf",
+        "filename": "f.pdf",
+        "declared_content_type": "application/pdf",
+        "declared_size": 10,
+        "upload_expires_at": created_at + timedelta(minutes=15),
+        "created_at": created_at,
+        "updated_at": created_at,
+        **columns,
+    }
+    names = ", ".join(values)
+    placeholders = ", ".join(f"%({name})s" for name in values)
+    row = conn.execute(
+        f"INSERT INTO files ({names}) VALUES ({placeholders}) RETURNING *",  # noqa: S608
+        values,
+    ).fetchone()
+    assert row is not None
+    return row
+
+
+def add_many(conn: Conn, tenant: str, count: int, *, newest: datetime = BASE_TIME) -> None:
+    """``count`` files one second apart (the newest at ``newest``), in one statement."""
+    conn.execute(
+        """
+        INSERT INTO files (id, tenant, bucket, key, filename, declared_content_type,
+                           declared_size, status, sha256, content_type, upload_expires_at,
+                           created_at, updated_at)
+        SELECT gen_random_uuid(), %(tenant)s, 'uploads', %(tenant)s || '/' || g,
+               'f' || mod(g, 97),
+               (ARRAY['application/pdf', 'text/csv; charset=utf-8', 'image/png'])[1 + mod(g, 3)],
+               10,
+               (ARRAY['PENDING', 'PROCESSED', 'REJECTED', 'FAILED', 'EXPIRED',
+                      'UPLOADED', 'PROCESSING'])[1 + mod(g, 7)],
+               CASE WHEN mod(g, 7) = 1 THEN encode(sha256(g::text::bytea), 'hex') END,
+               CASE WHEN mod(g, 7) = 1 THEN (ARRAY['application/pdf', 'text/csv', 'image/png'])
+                                         [1 + mod(g, 3)] END,
+               %(newest)s, %(newest)s - g * interval '1 second', %(newest)s
+        FROM generate_series(0, %(count)s - 1) AS g
+        """,
+        {"tenant": tenant, "count": count, "newest": newest},
+    )
