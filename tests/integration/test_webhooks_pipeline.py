@@ -8,7 +8,6 @@ import os
 import signal
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -20,11 +19,8 @@ from cloudevents.http import CloudEvent
 
 from filepipe import auth, realtime
 from filepipe.webhooks.signing import new_secret
-from local.broker.config import Settings as BrokerSettings
-from local.broker.manifests import load
-from local.broker.topology import build
-from tests.support.broker import delete
-from tests.support.processes import ROOT, running
+from tests.support.broker import broker_emulator
+from tests.support.processes import running
 from tests.support.receiver import Receiver, receiving
 from tests.support.waiting import free_port, wait_until
 from tests.support.webhooks import file_event, verified
@@ -33,23 +29,6 @@ pytestmark = pytest.mark.integration
 
 Conn = psycopg.Connection[dict[str, Any]]
 REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-@contextmanager
-def broker(env: dict[str, str], prefix: str, port: int) -> Iterator[str]:
-    """The emulator on the repository's manifests; its RabbitMQ names are removed afterwards."""
-    topology = build(load(ROOT / "knative" / "eventing"), BrokerSettings(prefix=prefix))
-    try:
-        with running(["-m", "local.broker"], port=port, env=env):
-            yield f"http://127.0.0.1:{port}/"
-    finally:
-        delete(
-            [
-                *(name for t in topology.triggers for name in (t.queue, t.dlq)),
-                *(s.queue for s in topology.sources),
-            ],
-            [*topology.brokers.values(), env["FILEPIPE_S3_NOTIFY_EXCHANGE"]],
-        )
 
 
 def notify_process(port: int, env: dict[str, str]) -> Any:
@@ -116,7 +95,7 @@ def test_broker_duplicates_and_a_notify_restart_yield_one_success(
     with (
         redis.Redis.from_url(service_env.get("FILEPIPE_REDIS_URL", REDIS_URL)) as client,
         client.pubsub(ignore_subscribe_messages=True) as listener,
-        broker(env, prefix, broker_port) as ingress,
+        broker_emulator(env, port=broker_port, own_source_exchange=True) as ingress,
     ):
         listener.subscribe(realtime.channel(tenant))
         with notify_process(notify_port, env) as first:

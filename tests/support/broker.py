@@ -11,7 +11,10 @@ from typing import Any
 
 import pika
 
-from tests.support.processes import ROOT
+from local.broker.config import Settings as BrokerSettings
+from local.broker.manifests import load
+from local.broker.topology import build
+from tests.support.processes import ROOT, running
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
@@ -52,3 +55,31 @@ def replay(env: Mapping[str, str], trigger: str) -> int:
         check=True,
     )
     return int(done.stdout.strip().splitlines()[-1])
+
+
+@contextmanager
+def broker_emulator(
+    env: Mapping[str, str], *, port: int, own_source_exchange: bool = False
+) -> Iterator[str]:
+    """Run ``python -m local.broker`` on the repository's manifests; yield its ingress URL.
+
+    Afterwards its queues and broker exchange are deleted from RabbitMQ (and the source
+    exchange, when the caller made it for this emulator alone).
+    """
+    settings = BrokerSettings.from_env(env)
+    topology = build(load(ROOT / "knative" / "eventing"), settings)
+    try:
+        with running(["-m", "local.broker"], port=port, env=env):
+            yield f"http://127.0.0.1:{port}/"
+    finally:
+        exchanges = list(topology.brokers.values())
+        if own_source_exchange:
+            exchanges.append(env["FILEPIPE_S3_NOTIFY_EXCHANGE"])
+        delete(
+            [
+                *(name for t in topology.triggers for name in (t.queue, t.dlq)),
+                *(s.queue for s in topology.sources),
+            ],
+            exchanges,
+            env.get("FILEPIPE_AMQP_URL", AMQP_URL),
+        )

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import pytest
 from flask.testing import FlaskClient
 
+from tests.support.broker import broker_emulator
 from tests.support.functions import function_app
 from tests.support.processes import running, stop
 from tests.support.receiver import Receiver, receiving
@@ -68,7 +69,11 @@ def presign_client(pipe: Pipeline, monkeypatch: pytest.MonkeyPatch) -> FlaskClie
 
 
 @contextmanager
-def pipeline(service_env: Mapping[str, str], **overrides: str) -> Iterator[Pipeline]:
+def pipeline(
+    service_env: Mapping[str, str], *, notify_url: str | None = None, **overrides: str
+) -> Iterator[Pipeline]:
+    """Broker emulator and process function; ``notify`` events go to ``notify_url`` if given
+    (a real notify function), else to the recording receiver ``Pipeline.notify``."""
     prefix = f"filepipe-test-{uuid.uuid4().hex[:8]}"
     broker_port, process_port = free_port(), free_port()
     with ExitStack() as stack:
@@ -82,13 +87,13 @@ def pipeline(service_env: Mapping[str, str], **overrides: str) -> Iterator[Pipel
             "FILEPIPE_BROKER_PORT": str(broker_port),
             "FILEPIPE_BROKER_PREFIX": prefix,
             "FILEPIPE_SUBSCRIBERS": (
-                f"process=http://127.0.0.1:{process_port},notify={notify.url}"
+                f"process=http://127.0.0.1:{process_port},notify={notify_url or notify.url}"
             ),
             "FILEPIPE_PING_INTERVAL": "0",
             "FILEPIPE_BROKER_BACKOFF_SCALE": "0.5",
             **overrides,
         }
-        stack.enter_context(running(["-m", "local.broker"], port=broker_port, env=env))
+        stack.enter_context(broker_emulator(env, port=broker_port))
         result = Pipeline(
             env, f"http://127.0.0.1:{broker_port}/", process_port, prefix, notify, stack
         )

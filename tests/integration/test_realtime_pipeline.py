@@ -1,0 +1,100 @@
+"""End to end: an upload through the broker, process and notify reaches its tenant's WebSocket
+client through Redis and the gateway, and never another tenant's."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+import requests
+from flask.testing import FlaskClient
+from websockets.sync.client import ClientConnection, connect
+
+from filepipe import auth
+from tests.support.pipeline import Pipeline, pipeline
+from tests.support.processes import running
+from tests.support.waiting import free_port
+
+pytestmark = pytest.mark.integration
+
+Conn = psycopg.Connection[dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+def pipe(service_env: dict[str, str]) -> Iterator[Pipeline]:
+    """The pipeline with the real notify function, and the gateway (``pipe.env["GATEWAY"]``)."""
+    notify_port, gateway_port = free_port(), free_port()
+    env = {**service_env, "FILEPIPE_REDIS_URL": "redis://127.0.0.1:6379/0"}
+    notify = ["-m", "functions_framework", "--target", "notify", "--source"]
+    with (
+        running(
+            [*notify, "functions/notify/main.py", "--port", str(notify_port)],
+            port=notify_port,
+            env=env,
+        ),
+        running(
+            ["-m", "filepipe.gateway", "--host", "127.0.0.1", "--port", str(gateway_port)],
+            port=gateway_port,
+            env=env,
+        ),
+        pipeline(service_env, notify_url=f"http://127.0.0.1:{notify_port}") as running_pipe,
+    ):
+        running_pipe.env["GATEWAY"] = f"ws://127.0.0.1:{gateway_port}/ws"
+        yield running_pipe
+
+
+def listen(pipe: Pipeline, key: str) -> ClientConnection:
+    return connect(f"{pipe.env['GATEWAY']}?token={key}")
+
+
+def upload(client: FlaskClient, key: str, text: str) -> str:
+    data = b"%PDF-1.7\n" + text.encode() + b"\n%%EOF\n"
+    response = client.post(
+        "/uploads",
+        headers={"Authorization": f"Bearer {key}"},
+        json={
+            "filename": "live.pdf",
+            "content_type": "application/pdf",
+            "size": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        },
+    )
+    assert response.status_code == 201, response.get_json()
+    body = response.get_json()
+    headers = {k: v for k, v in body["upload"]["headers"].items() if k != "Content-Length"}
+    assert requests.put(body["upload"]["url"], data=data, headers=headers, timeout=10).ok
+    return str(body["id"])
+
+
+def events_until_processed(ws: ClientConnection, file_id: str) -> list[dict[str, Any]]:
+    """Every event the client gets until ``file_id``'s ``file.processed`` (10 s each at most)."""
+    received = []
+    while True:
+        event = json.loads(ws.recv(timeout=10))
+        received.append(event)
+        if event["type"] == "file.processed" and event["subject"] == file_id:
+            return received
+
+
+def test_an_upload_reaches_its_tenants_client_only(
+    pipe: Pipeline, presign: FlaskClient, conn: Conn
+) -> None:
+    mine = auth.create_key(conn, f"live-{uuid.uuid4().hex[:8]}")
+    theirs = auth.create_key(conn, f"live-{uuid.uuid4().hex[:8]}")
+    with listen(pipe, mine) as my_client, listen(pipe, theirs) as their_client:
+        my_file = upload(presign, mine, "mine")
+        their_file = upload(presign, theirs, "theirs")  # the marker their client waits for
+
+        mine_seen = events_until_processed(my_client, my_file)
+        theirs_seen = events_until_processed(their_client, their_file)
+
+    assert [e["type"] for e in mine_seen if e["subject"] == my_file][-1] == "file.processed"
+    assert mine_seen[-1]["data"]["status"] == "PROCESSED"
+    assert mine_seen[-1]["specversion"] == "1.0"
+    assert all(e["subject"] != my_file for e in theirs_seen)
+    assert all(e["data"]["tenant"] != mine_seen[-1]["data"]["tenant"] for e in theirs_seen)
