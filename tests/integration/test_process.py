@@ -12,7 +12,6 @@ from typing import Any
 import pika
 import psycopg
 import pytest
-import requests
 from flask.testing import FlaskClient
 
 from filepipe import events
@@ -24,6 +23,7 @@ from filepipe.runtime import Runtime
 from tests.support.broker import queue_depth, replay
 from tests.support.pipeline import Pipeline, pipeline
 from tests.support.throttle import ThrottlingProxy
+from tests.support.uploads import put, request_upload
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -53,30 +53,6 @@ def rt(settings: Settings) -> Iterator[Runtime]:
     runtime = Runtime.from_settings(settings)
     yield runtime
     runtime.close()
-
-
-def request_upload(client: FlaskClient, key: str, data: bytes, **declared: Any) -> dict[str, Any]:
-    body = {
-        "filename": "doc.pdf",
-        "content_type": "application/pdf",
-        "size": len(data),
-        "sha256": hashlib.sha256(data).hexdigest(),
-        **declared,
-    }
-    response = client.post(
-        "/uploads",
-        json={k: v for k, v in body.items() if v is not None},
-        headers={"Authorization": f"Bearer {key}"},
-    )
-    assert response.status_code == 201, response.get_json()
-    result: dict[str, Any] = response.get_json()
-    return result
-
-
-def put(upload: dict[str, Any], data: bytes) -> None:
-    headers = {k: v for k, v in upload["upload"]["headers"].items() if k != "Content-Length"}
-    response = requests.put(upload["upload"]["url"], data=data, headers=headers, timeout=60)
-    assert response.status_code == 200, response.text
 
 
 def settled(conn: Conn, file_id: str, timeout: float = 30.0) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from filepipe.reconcile import fail_dead_letter, reconcile
 from filepipe.runtime import Runtime
 from tests.support.files import add_file, tenants
 from tests.support.functions import function_app
+from tests.support.uploads import request_upload
 from tests.support.waiting import free_port
 
 pytestmark = pytest.mark.integration
@@ -106,19 +107,7 @@ def test_status_changes_show_at_once_after_processing_dead_letters_and_expiry(
     presign = function_app("presign").test_client()
 
     def upload() -> dict[str, Any]:
-        response = presign.post(
-            "/uploads",
-            headers={"Authorization": f"Bearer {key}"},
-            json={
-                "filename": "doc.pdf",
-                "content_type": "application/pdf",
-                "size": len(PDF),
-                "sha256": hashlib.sha256(PDF).hexdigest(),
-            },
-        )
-        assert response.status_code == 201, response.get_json()
-        body: dict[str, Any] = response.get_json()
-        return body
+        return request_upload(presign, key, PDF)
 
     processed = upload()
     pending = read(client, key, processed["id"])

@@ -3,7 +3,6 @@ client through Redis and the gateway, and never another tenant's."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from collections.abc import Iterator
@@ -11,13 +10,13 @@ from typing import Any
 
 import psycopg
 import pytest
-import requests
 from flask.testing import FlaskClient
 from websockets.sync.client import ClientConnection, connect
 
 from filepipe import auth
 from tests.support.pipeline import Pipeline, pipeline
 from tests.support.processes import running
+from tests.support.uploads import put, request_upload
 from tests.support.waiting import free_port
 
 pytestmark = pytest.mark.integration
@@ -54,20 +53,8 @@ def listen(pipe: Pipeline, key: str) -> ClientConnection:
 
 def upload(client: FlaskClient, key: str, text: str) -> str:
     data = b"%PDF-1.7\n" + text.encode() + b"\n%%EOF\n"
-    response = client.post(
-        "/uploads",
-        headers={"Authorization": f"Bearer {key}"},
-        json={
-            "filename": "live.pdf",
-            "content_type": "application/pdf",
-            "size": len(data),
-            "sha256": hashlib.sha256(data).hexdigest(),
-        },
-    )
-    assert response.status_code == 201, response.get_json()
-    body = response.get_json()
-    headers = {k: v for k, v in body["upload"]["headers"].items() if k != "Content-Length"}
-    assert requests.put(body["upload"]["url"], data=data, headers=headers, timeout=10).ok
+    body = request_upload(client, key, data, filename="live.pdf")
+    put(body, data)
     return str(body["id"])
 
 

@@ -3,19 +3,18 @@ notifications re-driven, unpublished events published, expired PENDING rows expi
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
-import requests
 from flask.testing import FlaskClient
 
 from tests.conftest import SESSION
 from tests.support.functions import function_app
 from tests.support.pipeline import Pipeline, pipeline
 from tests.support.processes import running
+from tests.support.uploads import put, request_upload
 from tests.support.waiting import free_port, wait_until
 
 pytestmark = pytest.mark.integration
@@ -41,22 +40,6 @@ def pipe(service_env: dict[str, str], lossy_s3: str) -> Iterator[Pipeline]:
         yield running_pipe
 
 
-def request_upload(client: FlaskClient, key: str) -> dict[str, Any]:
-    response = client.post(
-        "/uploads",
-        headers={"Authorization": f"Bearer {key}"},
-        json={
-            "filename": "r.pdf",
-            "content_type": "application/pdf",
-            "size": len(PDF),
-            "sha256": hashlib.sha256(PDF).hexdigest(),
-        },
-    )
-    assert response.status_code == 201, response.get_json()
-    body: dict[str, Any] = response.get_json()
-    return body
-
-
 def status_of(conn: Conn, file_id: str) -> str:
     row = conn.execute("SELECT status FROM files WHERE id = %s", (file_id,)).fetchone()
     assert row is not None
@@ -66,9 +49,8 @@ def status_of(conn: Conn, file_id: str) -> str:
 def test_a_lost_notification_is_re_driven_and_the_file_processed(
     pipe: Pipeline, presign: FlaskClient, api_key: str, conn: Conn
 ) -> None:
-    upload = request_upload(presign, api_key)
-    headers = {k: v for k, v in upload["upload"]["headers"].items() if k != "Content-Length"}
-    assert requests.put(upload["upload"]["url"], data=PDF, headers=headers, timeout=10).ok
+    upload = request_upload(presign, api_key, PDF, filename="r.pdf")
+    put(upload, PDF)
 
     wait_until(
         lambda: status_of(conn, upload["id"]) == "PROCESSED",
@@ -90,7 +72,7 @@ def test_an_unpublished_event_is_published(
     closed_port_url: str,
 ) -> None:
     monkeypatch.setenv("K_SINK", closed_port_url)
-    upload = request_upload(function_app("presign").test_client(), api_key)
+    upload = request_upload(function_app("presign").test_client(), api_key, PDF, filename="r.pdf")
     event = conn.execute(
         "SELECT id, published_at FROM events WHERE file_id = %s", (upload["id"],)
     ).fetchone()
@@ -108,7 +90,7 @@ def test_an_unpublished_event_is_published(
 def test_an_expired_pending_row_without_object_is_expired(
     pipe: Pipeline, presign: FlaskClient, api_key: str, conn: Conn
 ) -> None:
-    upload = request_upload(presign, api_key)
+    upload = request_upload(presign, api_key, PDF, filename="r.pdf")
     conn.execute(
         "UPDATE files SET upload_expires_at = now() - interval '1 hour' WHERE id = %s",
         (upload["id"],),
