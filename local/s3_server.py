@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     port = args.port if args.port is not None else int(os.environ.get(PORT) or 9000)
     settings = Settings.from_env()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, "s3")  # masks presigned URLs' signatures
     logging.getLogger("pika").setLevel(logging.CRITICAL)  # its failures are logged here
 
     create_bucket(settings.s3_bucket, settings.s3_region)

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from filepipe import db, runtime
+from filepipe import db, metrics, runtime
 from filepipe.config import Settings
 from tests.support.inbox import Inbox, inbox
 from tests.support.processes import running
@@ -105,6 +105,14 @@ def _isolated_logging() -> Iterator[None]:
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_metrics() -> Iterator[None]:
+    """Each test counts from zero: fresh metrics, and no metrics server left running."""
+    metrics.reset()
+    yield
+    metrics.reset()
 
 
 @pytest.fixture

@@ -6,7 +6,10 @@ from flask import Request, Response
 
 from filepipe.http import handle
 from filepipe.notify_events import handle as handle_event
+from filepipe.startup import start_function
 from filepipe.webhooks import ROUTES
+
+start_function()
 
 
 @functions_framework.cloud_event

@@ -4,6 +4,9 @@ import functions_framework
 from cloudevents.http import CloudEvent
 
 from filepipe.process_events import handle
+from filepipe.startup import start_function
+
+start_function()
 
 
 @functions_framework.cloud_event

@@ -5,6 +5,9 @@ from flask import Request, Response
 
 from filepipe.http import handle
 from filepipe.query_api import ROUTES
+from filepipe.startup import start_function
+
+start_function()
 
 
 @functions_framework.http

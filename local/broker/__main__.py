@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 
 from pika.exceptions import AMQPError, ChannelClosedByBroker
 
+from filepipe import metrics
+from filepipe.logs import configure_logging
 from local.broker.amqp import RECONNECT_DELAY, Publisher, connect
 from local.broker.config import Settings
 from local.broker.delivery import Sender
@@ -40,11 +42,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     args = _parser().parse_args(argv)
     try:
         settings = Settings.from_env(os.environ if environ is None else environ)
-        logging.basicConfig(
+        configure_logging(
+            settings.log_level,
+            "broker",
             # replay prints its count on stdout, so its logs go to stderr
             stream=sys.stderr if args.command == "replay" else sys.stdout,
-            level=settings.log_level,
-            format="%(asctime)s %(levelname)s %(name)s %(message)s",
         )
         logging.getLogger("pika").setLevel(logging.CRITICAL)  # its errors are logged here
         topology = build(load(settings.knative_dir), settings)
@@ -70,6 +72,7 @@ def serve(settings: Settings, topology: Topology) -> int:
     if not _declare(settings.amqp_url, topology, stop):
         return 0
     publisher = Publisher(settings.amqp_url)
+    metrics.serve(settings.metrics_port)
     try:
         ingress = IngressServer((settings.host, settings.port), topology, publisher)
     except OSError as exc:

@@ -27,6 +27,7 @@ PING_INTERVAL = "FILEPIPE_PING_INTERVAL"
 BACKOFF_SCALE = "FILEPIPE_BROKER_BACKOFF_SCALE"
 DELIVERY_TIMEOUT = "FILEPIPE_BROKER_DELIVERY_TIMEOUT"
 LOG_LEVEL = "FILEPIPE_LOG_LEVEL"
+METRICS_PORT = "FILEPIPE_BROKER_METRICS_PORT"
 
 DEFAULT_SUBSCRIBERS = {"process": "http://127.0.0.1:8082", "notify": "http://127.0.0.1:8084"}
 
@@ -54,6 +55,8 @@ class Settings:
     delivery_timeout: float = 30.0
     """Seconds one HTTP delivery may take when the Trigger sets no ``delivery.timeout``."""
     log_level: str = "INFO"
+    metrics_port: int = 0
+    """Where the emulator serves ``/metrics`` (dead letters; 9090 under ``make up``); 0: off."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -81,6 +84,7 @@ class Settings:
             backoff_scale=get(BACKOFF_SCALE, _non_negative, defaults.backoff_scale),
             delivery_timeout=get(DELIVERY_TIMEOUT, _positive, defaults.delivery_timeout),
             log_level=get(LOG_LEVEL, str.upper, defaults.log_level),
+            metrics_port=get(METRICS_PORT, _metrics_port, defaults.metrics_port),
         )
 
 
@@ -105,6 +109,10 @@ def _port(text: str) -> int:
     if not 0 < port < 65536:
         raise ValueError("not a TCP port")
     return port
+
+
+def _metrics_port(text: str) -> int:
+    return 0 if int(text) == 0 else _port(text)
 
 
 def _non_negative(text: str) -> float:

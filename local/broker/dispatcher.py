@@ -27,6 +27,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPError, ConnectionWrongStateError
 from pika.spec import Basic
 
+from filepipe import metrics
 from local.broker.amqp import RECONNECT_DELAY, Publisher, connect
 from local.broker.delivery import Outcome, Response, Sender
 from local.broker.envelope import Envelope, dead_letter, from_amqp, is_cloudevent, parse_http
@@ -103,6 +104,7 @@ class TriggerHandler:
                 f"dead-letter sink {self.route.dead_letter_sink}: {sink.response.describe()}"
             )
         self._publisher.publish(dead, exchange="", routing_key=self.route.dlq, mandatory=True)
+        metrics.get().dead_letters.labels("broker").inc()
         log.warning(
             "trigger %s: dead-lettered %s (%s) after %d attempt(s) to %s: %s; %s; kept in %s",
             *(self.route.trigger.name, dead.id, dead.type, outcome.attempts),

@@ -31,6 +31,8 @@ from typing import Any, Protocol
 
 from redis.exceptions import RedisError
 
+from filepipe import metrics
+
 log = logging.getLogger(__name__)
 
 GUARD_TTL_SECONDS = 600
@@ -140,9 +142,12 @@ class ReadCache:
             self._failed("read", exc)
             return Lookup()
         key_tenant = values[0].decode() if values[0] is not None else None
+        lookups = metrics.get().cache_lookups
+        lookups.labels("api_key", "miss" if key_tenant is None else "hit").inc()
         if file_id is None:
             return Lookup(key_tenant=key_tenant)
         raw, guard = values[1], values[2].decode() if values[2] is not None else ""
+        lookups.labels("file", "miss" if raw is None else "hit").inc()
         if raw is None:
             return Lookup(key_tenant=key_tenant, guard=guard)
         try:

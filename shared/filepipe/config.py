@@ -42,6 +42,10 @@ WEBHOOK_TIMEOUT = "FILEPIPE_WEBHOOK_TIMEOUT"
 WEBHOOK_MAX_FAILURES = "FILEPIPE_WEBHOOK_MAX_FAILURES"
 WEBHOOK_ALLOW_LOOPBACK = "FILEPIPE_WEBHOOK_ALLOW_LOOPBACK"
 GATEWAY_QUEUE_SIZE = "FILEPIPE_GATEWAY_QUEUE_SIZE"
+METRICS_PORT = "FILEPIPE_METRICS_PORT"
+"""Port of the process's Prometheus ``/metrics`` server (0 disables); see ``filepipe.metrics``."""
+OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
+K_SERVICE = "K_SERVICE"
 PORT = "PORT"
 """The port a server entry point listens on (Knative sets it); read by ``filepipe.gateway``."""
 
@@ -99,6 +103,12 @@ class Settings:
     """Development only: let webhooks target loopback addresses (on under ``make up``)."""
     gateway_queue_size: int = 100
     """Events the WebSocket gateway holds for one client; a client further behind is closed."""
+    otlp_endpoint: str | None = None
+    """OTLP/HTTP collector base URL (e.g. ``http://127.0.0.1:4318``); unset: spans not exported."""
+    service_name: str | None = None
+    """The service name in logs and traces (Knative sets ``K_SERVICE``); else the entry point's."""
+    metrics_port: int = 0
+    """Where ``/metrics`` is served (by convention the function's port + 1000); 0 disables."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_upload_bytes <= S3_SINGLE_PUT_LIMIT:
@@ -117,6 +127,8 @@ class Settings:
             raise ConfigError(f"{DB_POOL_MAX} must be at least 1 and at least {DB_POOL_MIN}")
         if self.gateway_queue_size < 1:
             raise ConfigError(f"{GATEWAY_QUEUE_SIZE} must be at least 1")
+        if not 0 <= self.metrics_port <= 65535:
+            raise ConfigError(f"{METRICS_PORT} must be a port number (0 disables)")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -162,6 +174,9 @@ _ENV_NAMES = {
     "webhook_max_failures": WEBHOOK_MAX_FAILURES,
     "webhook_allow_loopback": WEBHOOK_ALLOW_LOOPBACK,
     "gateway_queue_size": GATEWAY_QUEUE_SIZE,
+    "otlp_endpoint": OTLP_ENDPOINT,
+    "service_name": K_SERVICE,
+    "metrics_port": METRICS_PORT,
 }
 
 

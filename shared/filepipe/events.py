@@ -23,6 +23,7 @@ from psycopg import Connection
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
+from filepipe import metrics
 from filepipe.errors import DependencyError
 
 log = logging.getLogger(__name__)
@@ -199,8 +200,10 @@ def publish_recorded(
             publisher.publish(event)
         except PublishError as exc:
             log.warning("event not published", extra={"event_id": event.id, "error": str(exc)})
+            metrics.get().event_publish_failures.labels(event.type).inc()
             _mark(pool, event.id, error=str(exc))
             continue
+        metrics.get().events_published.labels(event.type).inc()
         _mark(pool, event.id, error=None)
         published += 1
     return published

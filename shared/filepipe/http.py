@@ -2,7 +2,8 @@
 
 Every error an HTTP function raises reaches the client through ``handle``: a ``ProblemError``
 becomes its RFC 9457 ``application/problem+json`` answer, a ``DependencyError`` a 503 the client
-may retry, anything else a logged 500 that reveals nothing internal.
+may retry, anything else a logged 500 that reveals nothing internal. It also counts every
+request (``filepipe_http_requests_total``, by route *pattern*, method and status) and its latency.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ import json
 import logging
 import re
 from collections.abc import Callable, Mapping
+from time import perf_counter
 from typing import Any
 
 from flask import Request, Response
 
+from filepipe import logs, metrics, telemetry
 from filepipe.errors import (
     BadRequest,
     DependencyError,
@@ -60,8 +63,22 @@ def handle(request: Request, routes: Routes) -> Response:
 
     Path patterns are literal paths or contain ``{name}`` segments, passed as keyword arguments.
     """
+    route = [metrics.UNMATCHED_ROUTE]
+    start = perf_counter()
+    with logs.bound():
+        response = _dispatch(request, routes, route)
+    recorded = metrics.get()
+    recorded.http_requests.labels(route[0], request.method, str(response.status_code)).inc()
+    recorded.http_request_duration.labels(route[0], request.method).observe(perf_counter() - start)
+    return response
+
+
+def _dispatch(request: Request, routes: Routes, route: list[str]) -> Response:
+    """``handle`` without the metrics; sets ``route[0]`` to the matched path pattern."""
     try:
-        handler, params = _resolve(request.method, request.path, routes)
+        pattern, handler, params = _resolve(request.method, request.path, routes)
+        route[0] = pattern
+        telemetry.name_request(request.method, pattern)
         return handler(request, **params)
     except ProblemError as exc:
         return problem_response(exc, request.path)
@@ -75,14 +92,14 @@ def handle(request: Request, routes: Routes) -> Response:
         return problem_response(InternalError("the request failed; it has been logged"))
 
 
-def _resolve(method: str, path: str, routes: Routes) -> tuple[Handler, dict[str, str]]:
+def _resolve(method: str, path: str, routes: Routes) -> tuple[str, Handler, dict[str, str]]:
     allowed: list[str] = []
     for (route_method, pattern), handler in routes.items():
         match = _pattern(pattern).fullmatch(path.rstrip("/") or "/")
         if match is None:
             continue
         if route_method == method:
-            return handler, match.groupdict()
+            return pattern, handler, match.groupdict()
         allowed.append(route_method)
     if allowed:
         raise MethodNotAllowed(f"{method} is not allowed on {path}", allowed)

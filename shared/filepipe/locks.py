@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from time import perf_counter
 from types import TracebackType
 
 from pottery import QuorumIsImpossible, Redlock
@@ -16,7 +17,9 @@ from pottery.exceptions import ExtendUnlockedLock, ReleaseUnlockedLock, TooManyE
 from redis import Redis
 from redis.exceptions import RedisError
 
+from filepipe import metrics
 from filepipe.errors import DependencyError
+from filepipe.telemetry import tracer
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +52,22 @@ class FileLock:
         self._renewed_at = 0.0
 
     def __enter__(self) -> FileLock:
+        attributes = {"filepipe.file_id": self.file_id}
+        with tracer().start_as_current_span("lock file", attributes=attributes):
+            return self._acquire()
+
+    def _acquire(self) -> FileLock:
+        recorded, start = metrics.get(), perf_counter()
         try:
             acquired = self._lock.acquire(blocking=False)
         except (QuorumIsImpossible, RedisError) as exc:
+            recorded.lock_wait.labels("unavailable").observe(perf_counter() - start)
             raise LockUnavailable(f"Redis is unavailable, cannot lock file {self.file_id}") from exc
+        recorded.lock_wait.labels("acquired" if acquired else "busy").observe(
+            perf_counter() - start
+        )
         if not acquired:
+            recorded.lock_contention.inc()
             raise LockBusy(f"file {self.file_id} is being processed by another worker")
         self._renewed_at = time.monotonic()
         return self

@@ -15,7 +15,7 @@ import logging
 
 from cloudevents.http import CloudEvent
 
-from filepipe import realtime, runtime
+from filepipe import logs, realtime, runtime, telemetry
 from filepipe.webhooks import EVENT_TYPES, deliver_event, sweep
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,11 @@ PING_SWEEP_BUDGET = 20.0
 
 
 def handle(event: CloudEvent) -> None:
+    with logs.bound():
+        _handle(event)
+
+
+def _handle(event: CloudEvent) -> None:
     rt = runtime.current()
     event_type = event["type"]
     if event_type == PING_EVENT:
@@ -36,5 +41,12 @@ def handle(event: CloudEvent) -> None:
     if event_type not in EVENT_TYPES:
         log.warning("ignored event", extra={"type": event_type, "id": event["id"]})
         return
-    realtime.publish(rt.redis, event)
-    deliver_event(rt.pool, rt.settings, event)
+    data = event.get_data()
+    if isinstance(data, dict):
+        logs.bind(file_id=data.get("file_id"), tenant=data.get("tenant"))
+    attributes = {"cloudevents.event_id": event["id"], "cloudevents.event_type": event_type}
+    with telemetry.span_from(
+        f"notify {event_type}", event.get("traceparent"), attributes=attributes
+    ):
+        realtime.publish(rt.redis, event)
+        deliver_event(rt.pool, rt.settings, event)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Request, Response
 
-from filepipe import runtime
+from filepipe import metrics, runtime
 from filepipe.auth import authenticate, bearer_token
 from filepipe.http import Routes, json_body, json_response
 from filepipe.openapi import serve_openapi
@@ -25,6 +25,7 @@ def post_upload(request: Request) -> Response:
     headers = {"Location": f"/files/{created.body['id']}"}
     if created.replayed:
         headers["Idempotency-Replayed"] = "true"
+    metrics.get().uploads_requested.labels(str(created.replayed).lower()).inc()
     return json_response(created.body, status=201, headers=headers)
 
 

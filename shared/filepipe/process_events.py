@@ -14,7 +14,7 @@ import logging
 
 from cloudevents.http import CloudEvent
 
-from filepipe import runtime
+from filepipe import logs, runtime
 from filepipe.notifications import RABBITMQ_EVENT, InvalidNotification, parse_notification
 from filepipe.processing import process_notification
 from filepipe.reconcile import fail_dead_letter, reconcile
@@ -26,6 +26,11 @@ ERROR_CODE = "knativeerrorcode"
 
 
 def handle(event: CloudEvent) -> None:
+    with logs.bound():
+        _handle(event)
+
+
+def _handle(event: CloudEvent) -> None:
     rt = runtime.current()
     event_type = event["type"]
     if event_type == PING_EVENT:

@@ -14,11 +14,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from time import perf_counter
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from filepipe import events
+from filepipe import events, logs, metrics, telemetry
 from filepipe.cache import invalidate_file
 from filepipe.errors import DependencyError
 from filepipe.inspection import Inspection, inspect, prefetch, sniff
@@ -71,18 +72,31 @@ def process_notification(rt: Runtime, record: ObjectCreated) -> str | None:
             "object is not a filepipe upload", extra={"bucket": record.bucket, "key": record.key}
         )
         return None
-    if file["status"] in TERMINAL:
-        return _republish(rt, file)
-    with FileLock(rt.redis, str(file["id"]), ttl=rt.settings.lock_ttl) as lock:
+    logs.bind(file_id=file["id"], tenant=file["tenant"])
+    attributes = {"filepipe.file_id": str(file["id"]), "filepipe.tenant": file["tenant"]}
+    with telemetry.span_from("process file", file["traceparent"], attributes=attributes):
+        return _process(rt, file)
+
+
+def _process(rt: Runtime, found: Row) -> str:
+    if found["status"] in TERMINAL:
+        return _republish(rt, found)
+    with FileLock(rt.redis, str(found["id"]), ttl=rt.settings.lock_ttl) as lock:
+        started = perf_counter()
         with rt.pool.connection() as conn:
-            file = load_file(conn, file["id"])
+            file = load_file(conn, found["id"])
         assert file is not None, "files are never deleted while notifications are in flight"
         if file["status"] in TERMINAL:
             return _republish(rt, file)
         file = _start(rt, file)
         inspection, etag = _read_object(rt, file, on_chunk=lock.keep_alive)
         verdict = judge(file, inspection, max_bytes=rt.settings.max_upload_bytes)
-        return _settle(rt, file, inspection, etag, verdict)
+        status = _settle(rt, file, inspection, etag, verdict)
+        recorded = metrics.get()
+        recorded.files_settled.labels(status).inc()
+        recorded.processing_duration.labels(status).observe(perf_counter() - started)
+        recorded.processed_bytes.observe(inspection.size)
+        return status
 
 
 def _republish(rt: Runtime, file: Row) -> str:
@@ -127,6 +141,14 @@ def _start(rt: Runtime, file: Row) -> Row:
 
 
 def _read_object(rt: Runtime, file: Row, *, on_chunk: Any) -> tuple[Inspection, str]:
+    attributes = {"filepipe.bucket": file["bucket"], "filepipe.key": file["key"]}
+    with telemetry.tracer().start_as_current_span("read object", attributes=attributes) as span:
+        inspection, etag = _stream_object(rt, file, on_chunk=on_chunk)
+        span.set_attribute("filepipe.size", inspection.size)
+        return inspection, etag
+
+
+def _stream_object(rt: Runtime, file: Row, *, on_chunk: Any) -> tuple[Inspection, str]:
     limit = min(file["declared_size"], rt.settings.max_upload_bytes)
     where = f"s3://{file['bucket']}/{file['key']}"
     try:

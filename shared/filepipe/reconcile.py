@@ -18,7 +18,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from filepipe import events
+from filepipe import events, metrics
 from filepipe.cache import invalidate_file
 from filepipe.notifications import RABBITMQ_EVENT, ObjectCreated, redrive_notification
 from filepipe.processing import SOURCE, StorageUnavailable
@@ -32,6 +32,7 @@ _MAX_ATTEMPTS = 5
 
 def fail_dead_letter(rt: Runtime, record: ObjectCreated, reason: str) -> str | None:
     """Mark the record's file FAILED unless it already settled; returns its final status."""
+    metrics.get().dead_letters.labels("process").inc()
     with rt.pool.connection() as conn:
         file = find_by_object(conn, record.bucket, record.key)
     for _ in range(_MAX_ATTEMPTS):
@@ -55,6 +56,7 @@ def fail_dead_letter(rt: Runtime, record: ObjectCreated, reason: str) -> str | N
         invalidate_file(rt.redis, row["id"])
         events.publish_recorded(rt.pool, rt.publisher, [event_id] if event_id else [])
         log.warning("file failed", extra={"file_id": str(row["id"]), "reason": reason})
+        metrics.get().files_settled.labels(FAILED).inc()
         return FAILED
     raise StorageUnavailable(f"file {record.key} kept changing; retry the dead letter")
 

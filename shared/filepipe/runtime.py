@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from psycopg_pool import ConnectionPool
 from redis import Redis
 
+from filepipe import metrics
 from filepipe.config import Settings
 from filepipe.db import create_pool
 from filepipe.events import Publisher
@@ -76,6 +77,7 @@ def current() -> Runtime:
                 settings = Settings.from_env()
                 configure_logging(settings.log_level)
                 _current = Runtime.from_settings(settings)
+                metrics.serve(settings.metrics_port)
     return _current
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from psycopg import Connection, sql
 
 from filepipe import events
+from filepipe.telemetry import current_traceparent
 
 PENDING, UPLOADED, PROCESSING = "PENDING", "UPLOADED", "PROCESSING"
 PROCESSED, REJECTED, FAILED, EXPIRED = "PROCESSED", "REJECTED", "FAILED", "EXPIRED"
@@ -72,6 +73,9 @@ def transition(
     ).fetchone()
     if row is None:
         return None
+    traceparent = current_traceparent()
+    if trace_id is None and traceparent:
+        trace_id = traceparent.split("-")[1]
     conn.execute(
         "INSERT INTO processing_logs (file_id, tenant, from_status, to_status, message, trace_id)"
         " VALUES (%s, %s, %s, %s, %s, %s)",
@@ -80,7 +84,12 @@ def transition(
     if event_type is None:
         return row, None
     event = events.file_event(
-        event_type, source=source, file=row, time=datetime.now(UTC), **(event_data or {})
+        event_type,
+        source=source,
+        file=row,
+        time=datetime.now(UTC),
+        traceparent=traceparent,
+        **(event_data or {}),
     )
     events.record(conn, event)
     return row, event.id

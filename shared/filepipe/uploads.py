@@ -16,10 +16,11 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from filepipe import events
+from filepipe import events, logs
 from filepipe.errors import Conflict, UnprocessableContent
 from filepipe.runtime import Runtime
 from filepipe.storage import presign_put
+from filepipe.telemetry import current_traceparent
 from filepipe.upload_request import UploadRequest
 
 SOURCE = "/filepipe/presign"
@@ -44,13 +45,15 @@ def create_upload(
     now = datetime.now(UTC)
     file_id = uuid.uuid4()
     fingerprint = request.fingerprint()
+    traceparent = current_traceparent()
     with rt.pool.connection() as conn, conn.transaction():
         row = conn.execute(
             """
             INSERT INTO files (id, tenant, bucket, key, filename, declared_content_type,
                                declared_size, declared_sha256, metadata, idempotency_key,
-                               request_fingerprint, upload_expires_at, created_at, updated_at)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                               request_fingerprint, upload_expires_at, traceparent,
+                               created_at, updated_at)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
             ON CONFLICT (tenant, idempotency_key) DO NOTHING
             RETURNING *
             """,
@@ -67,6 +70,7 @@ def create_upload(
                 idempotency_key,
                 fingerprint,
                 now + timedelta(seconds=rt.settings.upload_url_expires),
+                traceparent,
                 now,
                 now,
             ),
@@ -85,12 +89,15 @@ def create_upload(
                 )
         else:
             conn.execute(
-                "INSERT INTO processing_logs (file_id, tenant, to_status, message)"
-                " VALUES (%s, %s, 'PENDING', 'upload URL issued')",
-                (row["id"], tenant),
+                "INSERT INTO processing_logs (file_id, tenant, to_status, message, trace_id)"
+                " VALUES (%s, %s, 'PENDING', 'upload URL issued', %s)",
+                (row["id"], tenant, traceparent and traceparent.split("-")[1]),
             )
-            event = events.file_event(events.FILE_CREATED, source=SOURCE, file=row, time=now)
+            event = events.file_event(
+                events.FILE_CREATED, source=SOURCE, file=row, time=now, traceparent=traceparent
+            )
             events.record(conn, event)
+    logs.bind(file_id=row["id"], tenant=tenant)
     expires_in = int((row["upload_expires_at"] - now).total_seconds())
     if expires_in < 1:
         raise Conflict(

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pika
@@ -59,7 +60,11 @@ def replay(env: Mapping[str, str], trigger: str) -> int:
 
 @contextmanager
 def broker_emulator(
-    env: Mapping[str, str], *, port: int, own_source_exchange: bool = False
+    env: Mapping[str, str],
+    *,
+    port: int,
+    own_source_exchange: bool = False,
+    output: Path | None = None,
 ) -> Iterator[str]:
     """Run ``python -m local.broker`` on the repository's manifests; yield its ingress URL.
 
@@ -69,7 +74,7 @@ def broker_emulator(
     settings = BrokerSettings.from_env(env)
     topology = build(load(ROOT / "knative" / "eventing"), settings)
     try:
-        with running(["-m", "local.broker"], port=port, env=env):
+        with running(["-m", "local.broker"], port=port, env=env, output=output):
             yield f"http://127.0.0.1:{port}/"
     finally:
         exchanges = list(topology.brokers.values())

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
@@ -30,6 +31,8 @@ class Pipeline:
     notify: Receiver
     _stack: ExitStack = field(repr=False)
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    logs: Path | None = None
+    """Where the processes' output goes (``<name>.log`` files), if captured."""
 
     @property
     def process_url(self) -> str:
@@ -50,6 +53,7 @@ class Pipeline:
                 ],
                 port=self.process_port,
                 env=self.env,
+                output=self.logs / "process.log" if self.logs else None,
             )
         )
 
@@ -70,10 +74,15 @@ def presign_client(pipe: Pipeline, monkeypatch: pytest.MonkeyPatch) -> FlaskClie
 
 @contextmanager
 def pipeline(
-    service_env: Mapping[str, str], *, notify_url: str | None = None, **overrides: str
+    service_env: Mapping[str, str],
+    *,
+    notify_url: str | None = None,
+    logs: Path | None = None,
+    **overrides: str,
 ) -> Iterator[Pipeline]:
     """Broker emulator and process function; ``notify`` events go to ``notify_url`` if given
-    (a real notify function), else to the recording receiver ``Pipeline.notify``."""
+    (a real notify function), else to the recording receiver ``Pipeline.notify``. With
+    ``logs`` (a directory), their output is kept there (``broker.log``, ``process.log``)."""
     prefix = f"filepipe-test-{uuid.uuid4().hex[:8]}"
     broker_port, process_port = free_port(), free_port()
     with ExitStack() as stack:
@@ -93,9 +102,10 @@ def pipeline(
             "FILEPIPE_BROKER_BACKOFF_SCALE": "0.5",
             **overrides,
         }
-        stack.enter_context(broker_emulator(env, port=broker_port))
+        broker_log = logs / "broker.log" if logs else None
+        stack.enter_context(broker_emulator(env, port=broker_port, output=broker_log))
         result = Pipeline(
-            env, f"http://127.0.0.1:{broker_port}/", process_port, prefix, notify, stack
+            env, f"http://127.0.0.1:{broker_port}/", process_port, prefix, notify, stack, logs=logs
         )
         result.start_process()
         yield result

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from tests.support.waiting import port_open, wait_until
@@ -17,11 +17,28 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @contextmanager
 def running(
-    args: Sequence[str], *, port: int, env: Mapping[str, str] | None = None, timeout: float = 30.0
+    args: Sequence[str],
+    *,
+    port: int,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 30.0,
+    output: Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Start ``python -m``-style ``args`` with the test interpreter; yield once ``port`` listens."""
+    """Start ``python -m``-style ``args`` with the test interpreter; yield once ``port`` listens.
+
+    With ``output``, the process's stdout and stderr are appended to that file.
+    """
     full_env = {**os.environ, **(env or {})}
-    proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=full_env, start_new_session=True)
+    with ExitStack() as files:
+        sink = files.enter_context(output.open("ab")) if output is not None else None
+        proc = subprocess.Popen(
+            [sys.executable, *args],
+            cwd=ROOT,
+            env=full_env,
+            start_new_session=True,
+            stdout=sink,
+            stderr=subprocess.STDOUT if sink is not None else None,
+        )
     try:
         wait_until(
             lambda: proc.poll() is not None or port_open(port),

@@ -77,3 +77,11 @@ def test_subscriber_list_tolerates_blanks() -> None:
         "a": "http://x",
         "b": "https://y/z",
     }
+
+
+def test_metrics_port_is_off_by_default_and_read_from_its_variable() -> None:
+    assert Settings.from_env({}).metrics_port == 0
+    assert Settings.from_env({"FILEPIPE_BROKER_METRICS_PORT": "9090"}).metrics_port == 9090
+    assert Settings.from_env({"FILEPIPE_BROKER_METRICS_PORT": "0"}).metrics_port == 0
+    with pytest.raises(ConfigError, match="FILEPIPE_BROKER_METRICS_PORT"):
+        Settings.from_env({"FILEPIPE_BROKER_METRICS_PORT": "70000"})

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from filepipe import metrics
+
 log = logging.getLogger(__name__)
 
 
@@ -56,13 +58,17 @@ class Hub:
         return sum(len(subscribers) for subscribers in self._tenants.values())
 
     def add(self, subscriber: Subscriber) -> None:
-        self._tenants.setdefault(subscriber.tenant, set()).add(subscriber)
+        subscribers = self._tenants.setdefault(subscriber.tenant, set())
+        if subscriber not in subscribers:
+            subscribers.add(subscriber)
+            metrics.get().websocket_connections.inc()
 
     def discard(self, subscriber: Subscriber) -> None:
         subscribers = self._tenants.get(subscriber.tenant)
-        if subscribers is None:
+        if subscribers is None or subscriber not in subscribers:
             return
         subscribers.discard(subscriber)
+        metrics.get().websocket_connections.dec()
         if not subscribers:
             del self._tenants[subscriber.tenant]
 

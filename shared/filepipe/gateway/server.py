@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -31,14 +32,14 @@ from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from filepipe import realtime
+from filepipe import metrics, realtime, telemetry
 from filepipe.auth import authenticate
 from filepipe.config import PORT, Settings
 from filepipe.db import create_pool
 from filepipe.errors import ProblemError, ServiceUnavailable
 from filepipe.gateway import handshake
 from filepipe.gateway.hub import Hub, Subscriber
-from filepipe.logs import configure_logging
+from filepipe.startup import start
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +205,19 @@ class Gateway:
             log.warning("non-UTF-8 event on Redis dropped", extra={"tenant": tenant})
             return
         if tenant is not None:
-            self.hub.dispatch(tenant, text)
+            attributes = {"filepipe.tenant": tenant}
+            with telemetry.span_from("gateway dispatch", _traceparent(text), attributes=attributes):
+                self.hub.dispatch(tenant, text)
+
+
+def _traceparent(message: str) -> str | None:
+    """The ``traceparent`` extension of a structured-mode CloudEvent, if it has one."""
+    try:
+        event = json.loads(message)
+    except ValueError:
+        return None
+    value = event.get("traceparent") if isinstance(event, dict) else None
+    return value if isinstance(value, str) else None
 
 
 async def _send_events(connection: ServerConnection, subscriber: Subscriber) -> None:
@@ -272,10 +285,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=None)
     args = parser.parse_args(argv)
     port = args.port if args.port is not None else int(os.environ.get(PORT) or DEFAULT_PORT)
-    settings = Settings.from_env()
-    configure_logging(settings.log_level)
+    settings = start("gateway")
     # websockets logs every connection with an object repr; ours says who connected and why.
     logging.getLogger("websockets").setLevel(max(logging.WARNING, logging.getLogger().level))
+    metrics.serve(settings.metrics_port)
     pool = create_pool(
         settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
     )

@@ -27,12 +27,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cloudevents.http import CloudEvent
+from opentelemetry import propagate
+from opentelemetry.trace import SpanKind
 from psycopg import Connection
 from psycopg.errors import ForeignKeyViolation
 from psycopg_pool import ConnectionPool
 
+from filepipe import metrics
 from filepipe.config import WEBHOOK_RETRY_SCHEDULE, Settings
 from filepipe.errors import ConfigError
+from filepipe.telemetry import tracer
 from filepipe.webhooks import transport
 from filepipe.webhooks.signing import payload, signed_headers
 from filepipe.webhooks.store import MAX_ENDPOINTS_PER_TENANT
@@ -125,19 +129,35 @@ def claim(pool: ConnectionPool[Any], *, lease: float, event_id: str | None = Non
 def attempt(settings: Settings, claimed: Claim) -> transport.Outcome:
     """One signed POST of the claimed message (re-signed: a fresh ``webhook-timestamp``)."""
     headers = signed_headers(claimed.secret, claimed.event_id, claimed.payload)
-    return transport.post(
-        claimed.url,
-        claimed.payload.encode(),
-        headers,
-        timeout=settings.webhook_timeout,
-        allow_loopback=settings.webhook_allow_loopback,
-    )
+    attributes: dict[str, str | int] = {
+        "filepipe.webhook.endpoint_id": str(claimed.endpoint_id),
+        "filepipe.webhook.attempt": claimed.attempt,
+        "cloudevents.event_id": claimed.event_id,
+    }
+    with tracer().start_as_current_span(
+        "webhook POST", kind=SpanKind.CLIENT, attributes=attributes
+    ) as span:
+        propagate.inject(headers)  # the receiver may continue the trace (not signed)
+        outcome = transport.post(
+            claimed.url,
+            claimed.payload.encode(),
+            headers,
+            timeout=settings.webhook_timeout,
+            allow_loopback=settings.webhook_allow_loopback,
+        )
+        if outcome.status_code is not None:
+            span.set_attribute("http.response.status_code", outcome.status_code)
+        return outcome
 
 
 def complete(
     pool: ConnectionPool[Any], settings: Settings, claimed: Claim, outcome: transport.Outcome
 ) -> None:
     """Log the attempt and settle its message and endpoint (see the module docstring)."""
+    result = _result(outcome)
+    recorded = metrics.get()
+    recorded.webhook_deliveries.labels(result).inc()
+    recorded.webhook_delivery_duration.labels(result).observe(outcome.duration_ms / 1000)
     try:
         with pool.connection() as conn, conn.transaction():
             _settle(conn, settings, claimed, outcome)
@@ -153,6 +173,13 @@ def complete(
             "error": outcome.error,
         },
     )
+
+
+def _result(outcome: transport.Outcome) -> str:
+    """The ``result`` label: ``success`` (2xx), ``failure`` (another status), ``error`` (none)."""
+    if outcome.succeeded:
+        return "success"
+    return "error" if outcome.status_code is None else "failure"
 
 
 def _settle(

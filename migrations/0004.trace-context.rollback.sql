@@ -1,0 +1,3 @@
+-- Forget the files' trace context.
+
+ALTER TABLE files DROP COLUMN traceparent;
