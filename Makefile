@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 FUNCTIONS := presign process query notify
 
-.PHONY: install up test lint migrate bench clean
+.PHONY: install up test lint migrate bench clean compose-up
 
 $(BIN)/filepipe: pyproject.toml $(wildcard functions/*/requirements.txt)
 	$(PYTHON) -m venv $(VENV)
@@ -35,3 +35,6 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+compose-up:
+	docker compose -f compose.local.yaml up --build
