@@ -1,0 +1,299 @@
+"""Static checks of the Knative/Kubernetes manifests in ``knative/`` (no cluster needed).
+
+Every YAML file parses; ``kubectl kustomize`` builds the base and both overlays; the references
+between resources (Trigger subscribers and dead-letter sinks, SinkBinding subjects, PingSource
+sinks, Ingress backends) name resources that exist; each Knative Service's environment covers
+what the package reads (names taken from ``filepipe.config``). This is structural checking only:
+the CRDs (Knative, RabbitMQ operator) are not validated against their OpenAPI schemas.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from filepipe import config
+
+ROOT = Path(__file__).resolve().parents[2]
+KNATIVE = ROOT / "knative"
+BUILDS = ("base", "overlays/dev", "overlays/prod")
+FUNCTIONS = {
+    "presign": "presign",
+    "process": "process",
+    "query": "query",
+    "notify": "notify",
+    "webhooks": "webhooks",
+}
+PUBLISHERS = {"presign", "process", "notify"}
+SERVING = "serving.knative.dev/v1"
+UPSTREAM_VHOST = "nginx.ingress.kubernetes.io/upstream-vhost"
+REQUIRED_ENV = {
+    config.DATABASE_URL,
+    config.REDIS_URL,
+    config.AMQP_URL,
+    config.S3_ENDPOINT_URL,
+    config.S3_BUCKET,
+    config.S3_REGION,
+    config.S3_ACCESS_KEY_ID,
+    config.S3_SECRET_ACCESS_KEY,
+    config.S3_NOTIFY_EXCHANGE,
+    config.CURSOR_SECRET,
+    config.METRICS_PORT,
+}
+SECRET_ENV = {
+    config.DATABASE_URL,
+    config.AMQP_URL,
+    config.S3_ACCESS_KEY_ID,
+    config.S3_SECRET_ACCESS_KEY,
+    config.CURSOR_SECRET,
+}
+
+Doc = dict[str, Any]
+
+
+def _yaml_files() -> list[Path]:
+    return sorted([*KNATIVE.rglob("*.yaml"), *KNATIVE.rglob("*.yml")])
+
+
+@cache
+def build(target: str) -> tuple[Doc, ...]:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed: cannot run `kubectl kustomize`")
+    result = subprocess.run(
+        [kubectl, "kustomize", str(KNATIVE / target)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
+
+
+def _of(docs: tuple[Doc, ...], kind: str, api_prefix: str = "") -> dict[str, Doc]:
+    return {
+        d["metadata"]["name"]: d
+        for d in docs
+        if d["kind"] == kind and d["apiVersion"].startswith(api_prefix)
+    }
+
+
+def _ksvcs(docs: tuple[Doc, ...]) -> dict[str, Doc]:
+    return _of(docs, "Service", "serving.knative.dev/")
+
+
+def _ref_exists(docs: tuple[Doc, ...], ref: Doc) -> bool:
+    return any(
+        d["kind"] == ref["kind"]
+        and d["apiVersion"] == ref["apiVersion"]
+        and d["metadata"]["name"] == ref["name"]
+        for d in docs
+    )
+
+
+@pytest.mark.parametrize("path", _yaml_files(), ids=lambda p: str(p.relative_to(KNATIVE)))
+def test_every_yaml_file_parses(path: Path) -> None:
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+    assert docs
+    for doc in docs:
+        assert isinstance(doc, dict)
+        if path.name == "kustomizeconfig.yaml":  # kustomize transformer configuration
+            assert "nameReference" in doc
+            continue
+        assert doc.get("apiVersion") and doc.get("kind"), path
+
+
+@pytest.mark.parametrize("target", BUILDS)
+def test_kustomize_builds(target: str) -> None:
+    docs = build(target)
+    kinds = {d["kind"] for d in docs}
+    assert {"Service", "Trigger", "Broker", "SinkBinding", "PingSource"} <= kinds
+    assert {"RabbitmqCluster", "RabbitmqBrokerConfig", "RabbitmqSource", "Ingress"} <= kinds
+    assert set(_ksvcs(docs)) == set(FUNCTIONS)
+    namespaces = {d["metadata"].get("namespace") for d in docs if d["kind"] != "Namespace"}
+    assert len(namespaces) == 1 and None not in namespaces
+
+
+def test_eventing_is_included_unchanged() -> None:
+    """The base carries knative/eventing/ as the local broker emulator reads it."""
+    built = {(d["kind"], d["metadata"]["name"]): d for d in build("base")}
+    for path in (KNATIVE / "eventing").glob("*.yaml"):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if not doc or doc["kind"] == "Kustomization":
+                continue
+            got = built[(doc["kind"], doc["metadata"]["name"])]
+            assert got["spec"] == doc["spec"]
+
+
+@pytest.mark.parametrize("target", BUILDS)
+def test_trigger_destinations_exist(target: str) -> None:
+    docs = build(target)
+    triggers = _of(docs, "Trigger")
+    assert triggers
+    for name, trigger in triggers.items():
+        spec = trigger["spec"]
+        assert _ref_exists(docs, spec["subscriber"]["ref"]), name
+        dead_letter = spec.get("delivery", {}).get("deadLetterSink")
+        if dead_letter is not None:
+            assert _ref_exists(docs, dead_letter["ref"]), name
+        assert spec["broker"] in _of(docs, "Broker")
+
+
+@pytest.mark.parametrize("target", BUILDS)
+def test_sources_and_bindings_point_at_existing_resources(target: str) -> None:
+    docs = build(target)
+    for kind in ("PingSource", "RabbitmqSource"):
+        for name, source in _of(docs, kind).items():
+            assert _ref_exists(docs, source["spec"]["sink"]["ref"]), name
+    bindings = _of(docs, "SinkBinding")
+    subjects = set()
+    for name, binding in bindings.items():
+        subject = binding["spec"]["subject"]
+        assert _ref_exists(docs, subject), name
+        assert _ref_exists(docs, binding["spec"]["sink"]["ref"]), name
+        assert binding["spec"]["sink"]["ref"]["kind"] == "Broker"
+        subjects.add(subject["name"])
+    assert subjects == PUBLISHERS
+
+
+@pytest.mark.parametrize("target", BUILDS)
+def test_rabbitmq_references_the_cluster(target: str) -> None:
+    docs = build(target)
+    clusters = _of(docs, "RabbitmqCluster")
+    for kind in ("RabbitmqBrokerConfig", "RabbitmqSource"):
+        for source in _of(docs, kind).values():
+            assert source["spec"]["rabbitmqClusterReference"]["name"] in clusters
+    assert _of(docs, "RabbitmqBrokerConfig")["filepipe-broker-config"]["spec"]["queueType"] == (
+        "quorum"
+    )
+
+
+@pytest.mark.parametrize("target", BUILDS)
+def test_knative_service_structure(target: str) -> None:
+    for name, ksvc in _ksvcs(build(target)).items():
+        assert ksvc["apiVersion"] == SERVING
+        template = ksvc["spec"]["template"]
+        annotations = template["metadata"]["annotations"]
+        min_scale = int(annotations["autoscaling.knative.dev/min-scale"])
+        max_scale = int(annotations["autoscaling.knative.dev/max-scale"])
+        assert 0 <= min_scale <= max_scale
+        assert int(annotations["autoscaling.knative.dev/target"]) > 0
+        assert annotations["prometheus.io/scrape"] == "true"
+        spec = template["spec"]
+        assert spec["containerConcurrency"] >= 1
+        (container,) = spec["containers"]  # Knative: exactly one serving container here
+        assert container["image"].startswith("ghcr.io/filepipe/filepipe-"), name
+        assert ":" in container["image"]
+        (port,) = container["ports"]  # Knative allows a single port
+        assert port["name"] in {"http1", "h2c"}
+        assert str(port["containerPort"]) != annotations["prometheus.io/port"]
+        for probe in ("readinessProbe", "livenessProbe"):
+            action = container[probe].get("httpGet") or container[probe].get("tcpSocket")
+            assert action is not None, (name, probe)
+            assert action["port"] == port["containerPort"]
+        for key in ("requests", "limits"):
+            assert {"cpu", "memory"} <= set(container["resources"][key])
+        env = {e["name"]: e for e in container["env"]}
+        assert env["FUNCTION_TARGET"]["value"] == FUNCTIONS[name]
+
+
+@pytest.mark.parametrize("target", BUILDS)
+def test_http_probes_use_a_route_that_answers_get(target: str) -> None:
+    """CloudEvent targets answer POSTed events only, so they are probed over TCP."""
+    for name, ksvc in _ksvcs(build(target)).items():
+        container = ksvc["spec"]["template"]["spec"]["containers"][0]
+        probe = container["readinessProbe"]
+        if name in {"process", "notify"}:
+            assert "tcpSocket" in probe
+        else:
+            assert probe["httpGet"]["path"] == "/openapi.json"
+
+
+def _env_names(docs: tuple[Doc, ...], container: Doc) -> set[str]:
+    configmaps = _of(docs, "ConfigMap")
+    secrets = _of(docs, "Secret")
+    names = set()
+    for entry in container.get("env", []):
+        names.add(entry["name"])
+        ref = entry.get("valueFrom", {}).get("secretKeyRef")
+        if ref is not None and secrets:  # prod: the Secret is created out of band
+            assert ref["key"] in secrets[ref["name"]]["data"], entry["name"]
+    for source in container.get("envFrom", []):
+        configmap = configmaps[source["configMapRef"]["name"]]
+        names |= set(configmap["data"])
+    return names
+
+
+@pytest.mark.parametrize("target", BUILDS)
+def test_environment_covers_what_the_package_reads(target: str) -> None:
+    docs = build(target)
+    known = {
+        value
+        for key, value in vars(config).items()
+        if key.isupper() and isinstance(value, str) and value.startswith(("FILEPIPE_", "OTEL_"))
+    }
+    workloads = {name: k["spec"]["template"]["spec"] for name, k in _ksvcs(docs).items()}
+    workloads["gateway"] = _of(docs, "Deployment")["gateway"]["spec"]["template"]["spec"]
+    for name, pod in workloads.items():
+        container = pod["containers"][0]
+        names = _env_names(docs, container)
+        assert names >= REQUIRED_ENV, (name, REQUIRED_ENV - names)
+        # Every FILEPIPE_* variable set is one the package reads (no typos).
+        set_vars = {n for n in names if n.startswith(("FILEPIPE_", "OTEL_"))}
+        assert set_vars <= known, (name, set_vars - known)
+        # Credentials come from the Secret, never from literals or the ConfigMap.
+        by_name = {e["name"]: e for e in container.get("env", [])}
+        for secret in SECRET_ENV:
+            assert "secretKeyRef" in by_name[secret]["valueFrom"], (name, secret)
+        assert config.K_SINK not in by_name  # injected by the SinkBinding
+
+
+def test_dev_overlay_generates_the_secret_and_prod_does_not() -> None:
+    assert _of(build("overlays/dev"), "Secret")
+    assert not _of(build("overlays/prod"), "Secret")
+    assert not _of(build("base"), "Secret")
+
+
+def test_overlays_differ_in_tags_and_scale() -> None:
+    def summary(target: str) -> tuple[set[str], set[str]]:
+        ksvcs = _ksvcs(build(target)).values()
+        tags = {k["spec"]["template"]["spec"]["containers"][0]["image"] for k in ksvcs}
+        mins = {
+            k["spec"]["template"]["metadata"]["annotations"]["autoscaling.knative.dev/min-scale"]
+            for k in ksvcs
+        }
+        return {t.rsplit(":", 1)[1] for t in tags}, mins
+
+    assert summary("overlays/dev") == ({"dev"}, {"0"})
+    prod_tags, prod_mins = summary("overlays/prod")
+    assert prod_tags == {"1.0.0"} and prod_mins == {"2"}
+
+
+@pytest.mark.parametrize("target", BUILDS)
+def test_ingress_routes_the_public_paths(target: str) -> None:
+    docs = build(target)
+    services = set(_of(docs, "Service", "v1")) | set(_ksvcs(docs))
+    routes = {}
+    for ingress in _of(docs, "Ingress").values():
+        vhost = ingress["metadata"].get("annotations", {}).get(UPSTREAM_VHOST)
+        if vhost is not None:  # Knative routes on <service>.<namespace>.svc.cluster.local
+            backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+            namespace = ingress["metadata"]["namespace"]
+            assert vhost == f"{backend['name']}.{namespace}.svc.cluster.local"
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                routes[path["path"]] = path["backend"]["service"]["name"]
+    assert routes == {
+        "/uploads": "presign",
+        "/files": "query",
+        "/webhooks": "webhooks",
+        "/ws": "gateway",
+    }
+    assert set(routes.values()) <= services
