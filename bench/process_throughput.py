@@ -40,8 +40,8 @@ CHILD = """
 import json, sys, time, uuid
 from datetime import UTC, datetime, timedelta
 from filepipe.config import Settings
-from filepipe.notifications import ObjectCreated
-from filepipe.processing import process_notification
+from filepipe.process.bucket_events import ObjectCreated
+from filepipe.process.verify import process_notification
 from filepipe.runtime import Runtime
 
 settings = Settings.from_env()

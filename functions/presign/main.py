@@ -3,13 +3,12 @@
 import functions_framework
 from flask import Request, Response
 
-from filepipe.http import handle
-from filepipe.presign import ROUTES
-from filepipe.startup import start_function
+from filepipe.upload.api import api
+from filepipe.web import start_function
 
 start_function()
 
 
 @functions_framework.http
 def presign(request: Request) -> Response:
-    return handle(request, ROUTES)
+    return api(request)

@@ -3,8 +3,8 @@
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from filepipe.process_events import handle
-from filepipe.startup import start_function
+from filepipe.process.handler import handle
+from filepipe.web import start_function
 
 start_function()
 

@@ -3,13 +3,12 @@
 import functions_framework
 from flask import Request, Response
 
-from filepipe.http import handle
-from filepipe.query_api import ROUTES
-from filepipe.startup import start_function
+from filepipe.query.api import api
+from filepipe.web import start_function
 
 start_function()
 
 
 @functions_framework.http
 def query(request: Request) -> Response:
-    return handle(request, ROUTES)
+    return api(request)

@@ -56,6 +56,11 @@ def bearer_token(authorization: str | None) -> str:
     return token.strip()
 
 
+def from_header(pool: ConnectionPool[Any], authorization: str | None) -> str:
+    """The tenant of the API key in an ``Authorization: Bearer`` header, or ``Unauthorized``."""
+    return authenticate(pool, bearer_token(authorization))
+
+
 def authenticate(pool: ConnectionPool[Any], token: str) -> str:
     """Resolve an API key to its tenant's name; unknown, malformed or revoked keys are refused."""
     if not _KEY_SHAPE.fullmatch(token):

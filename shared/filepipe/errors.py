@@ -12,12 +12,14 @@
         ├── MethodNotAllowed       405
         ├── Conflict               409
         ├── PayloadTooLarge        413
+        ├── UriTooLong             414
         ├── UnsupportedMediaType   415
         ├── UnprocessableContent   422
+        ├── HeaderFieldsTooLarge   431
         ├── InternalError          500
         └── ServiceUnavailable     503
 
-``filepipe.http`` turns any ``ProblemError`` (and ``DependencyError``, as 503) into a
+``filepipe.web.problems`` turns any ``ProblemError`` (and ``DependencyError``, as 503) into a
 problem+json response, in one place.
 """
 
@@ -101,6 +103,11 @@ class PayloadTooLarge(ProblemError):
     title = "Content Too Large"
 
 
+class UriTooLong(ProblemError):
+    status = 414
+    title = "URI Too Long"
+
+
 class UnsupportedMediaType(ProblemError):
     status = 415
     title = "Unsupported Media Type"
@@ -111,6 +118,11 @@ class UnprocessableContent(ProblemError):
     title = "Unprocessable Content"
 
 
+class HeaderFieldsTooLarge(ProblemError):
+    status = 431
+    title = "Request Header Fields Too Large"
+
+
 class InternalError(ProblemError):
     status = 500
     title = "Internal Server Error"
@@ -119,3 +131,7 @@ class InternalError(ProblemError):
 class ServiceUnavailable(ProblemError):
     status = 503
     title = "Service Unavailable"
+
+    def __init__(self, detail: str, *, retry_after: int = 5, **extensions: Any) -> None:
+        super().__init__(detail, **extensions)
+        self.headers["Retry-After"] = str(retry_after)

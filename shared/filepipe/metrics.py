@@ -9,7 +9,7 @@ Multi-worker gunicorn (functions-framework's ``WORKERS``): functions-framework i
 function's ``main.py`` in gunicorn's master and only then forks the workers, and it offers no
 gunicorn hooks. With ``PROMETHEUS_MULTIPROC_DIR`` set (an empty directory per function instance,
 set before the process starts: prometheus-client reads it at import) every worker writes its
-values to files there, and ``startup.start_function()`` (which ``main.py`` calls) starts the
+values to files there, and ``web.start_function()`` (which ``main.py`` calls) starts the
 server in the master, before the fork, summing every worker's files with
 ``MultiProcessCollector``: one server per instance, up from start-up, with correct totals, that
 outlives any worker gunicorn restarts (workers inherit "already served" and never bind the port).
@@ -31,12 +31,9 @@ import errno
 import logging
 import os
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from time import perf_counter
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import start_http_server
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
@@ -152,16 +149,6 @@ class Metrics:
             multiprocess_mode="livesum",
         )
 
-    @contextmanager
-    def timed(self, histogram: Histogram, **labels: str) -> Iterator[None]:
-        """Observe the block's duration in ``histogram`` (with ``labels``), even if it raises."""
-        start = perf_counter()
-        try:
-            yield
-        finally:
-            target: Any = histogram.labels(**labels) if labels else histogram
-            target.observe(perf_counter() - start)
-
 
 _lock = threading.Lock()
 _serve_lock = threading.Lock()
@@ -194,11 +181,6 @@ def exposition_registry() -> CollectorRegistry:
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return registry
     return get().registry
-
-
-def exposition() -> bytes:
-    """The current metrics in the Prometheus text format."""
-    return generate_latest(exposition_registry())
 
 
 def serve(port: int, addr: str = "0.0.0.0") -> bool:  # noqa: S104 - scraped from outside

@@ -1,8 +1,4 @@
-"""The OpenAPI 3.1 document of filepipe's HTTP API, kept as ``openapi.yaml`` in this package.
-
-One document describes every HTTP function (presign, query, webhook subscriptions); each serves
-it as JSON at ``GET /openapi.json`` (no authentication), read and serialised once per process.
-"""
+"""The OpenAPI 3.1 documents of filepipe's HTTP functions (temporary: one document, filtered)."""
 
 from __future__ import annotations
 
@@ -12,28 +8,38 @@ from importlib import resources
 from typing import Any
 
 import yaml
-from flask import Request, Response
+from flask import Response
 
 DOCUMENT = "openapi.yaml"
 
 
 @functools.cache
-def document() -> dict[str, Any]:
-    """The parsed document (treat as read-only)."""
+def _whole() -> dict[str, Any]:
     text = resources.files("filepipe").joinpath(DOCUMENT).read_text(encoding="utf-8")
     loaded: dict[str, Any] = yaml.safe_load(text)
     return loaded
 
 
+_PREFIXES = {"presign": "/uploads", "query": "/files", "webhooks": "/webhooks"}
+
+
 @functools.cache
-def _document_json() -> bytes:
-    return json.dumps(document(), separators=(",", ":")).encode()
+def document(function: str) -> dict[str, Any]:
+    whole = _whole()
+    paths = {
+        path: item
+        for path, item in whole["paths"].items()
+        if path.startswith(_PREFIXES[function]) or path == "/openapi.json"
+    }
+    return {**whole, "paths": paths}
 
 
-def serve_openapi(request: Request) -> Response:
-    """``GET /openapi.json``."""
+@functools.cache
+def _json(function: str) -> bytes:
+    return json.dumps(document(function), separators=(",", ":")).encode()
+
+
+def response(function: str) -> Response:
     return Response(
-        _document_json(),
-        mimetype="application/json",
-        headers={"Cache-Control": "public, max-age=300"},
+        _json(function), mimetype="application/json", headers={"Cache-Control": "public, max-age=300"}
     )

@@ -1,8 +1,9 @@
-"""The long-lived objects of a function process, built once from the environment at start-up.
+"""A process's start-up and the long-lived objects of a function, built once from the environment.
 
-Functions call ``current()`` on each request; the first call reads the configuration and opens
-the pool and clients (never at import). Tests build a ``Runtime`` from explicit settings or reset
-the process-wide one between cases.
+``start(service)`` configures JSON logs and tracing (entry points call it at start-up; functions
+through ``filepipe.web.start_function``). Function handlers call ``current()`` at their entry; the
+first call reads the configuration and opens the pool and clients (never at import). Tests build
+a ``Runtime`` from explicit settings or reset the process-wide one between cases.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from flask import Flask
 from psycopg_pool import ConnectionPool
 from redis import Redis
 
-from filepipe import metrics
+from filepipe import metrics, telemetry
 from filepipe.config import Settings
 from filepipe.db import create_pool
 from filepipe.events import Publisher
@@ -24,6 +26,17 @@ from filepipe.storage import create_s3_client
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+
+def start(service: str, app: Flask | None = None) -> Settings:
+    """Configure logging and tracing for ``service`` (``K_SERVICE`` wins); instrument ``app``."""
+    settings = Settings.from_env()
+    name = settings.service_name or service
+    configure_logging(settings.log_level, service=name)
+    telemetry.setup(name, otlp_endpoint=settings.otlp_endpoint)
+    if app is not None:
+        telemetry.instrument_app(app)
+    return settings
 
 
 @dataclass

@@ -22,7 +22,8 @@ from cloudevents.http import CloudEvent
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from filepipe import auth, realtime
+from filepipe import auth
+from filepipe.notify import realtime
 from tests.support.processes import running
 from tests.support.waiting import free_port, wait_until
 
@@ -39,7 +40,7 @@ def gateway(service_env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen
         "FILEPIPE_REDIS_URL": "redis://127.0.0.1:6379/0",
         "FILEPIPE_GATEWAY_QUEUE_SIZE": str(QUEUE_SIZE),
     }
-    args = ["-m", "filepipe.gateway", "--host", "127.0.0.1", "--port", str(port)]
+    args = ["-m", "filepipe.notify.gateway", "--host", "127.0.0.1", "--port", str(port)]
     with running(args, port=port, env=env) as proc:
         yield f"127.0.0.1:{port}", proc
 
@@ -267,7 +268,7 @@ def test_healthz(gateway: tuple[str, Any]) -> None:
 def test_shuts_down_on_sigterm(service_env: dict[str, str], tenant_key: Any) -> None:
     _, key = tenant_key()
     port = free_port()
-    args = ["-m", "filepipe.gateway", "--host", "127.0.0.1", "--port", str(port)]
+    args = ["-m", "filepipe.notify.gateway", "--host", "127.0.0.1", "--port", str(port)]
     with (
         running(args, port=port, env=service_env) as proc,
         connect(f"ws://127.0.0.1:{port}/ws?token={key}") as ws,

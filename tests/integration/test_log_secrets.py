@@ -60,7 +60,7 @@ def test_a_full_run_logs_no_api_key_webhook_secret_or_url_signature(
         ) as pipe,
         running(
             [
-                *("-m", "functions_framework", "--target", "notify"),
+                *("-m", "filepipe.server", "--target", "notify"),
                 *("--source", "functions/notify/main.py", "--port", str(notify_port)),
             ],
             port=notify_port,

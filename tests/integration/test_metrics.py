@@ -17,10 +17,11 @@ from flask.testing import FlaskClient
 from websockets.sync.client import connect
 
 from filepipe import auth, events, metrics
+from filepipe.files import outbox
 from filepipe.config import Settings
 from filepipe.locks import FileLock, LockBusy
-from filepipe.notifications import ObjectCreated
-from filepipe.reconcile import fail_dead_letter
+from filepipe.process.bucket_events import ObjectCreated
+from filepipe.process.dead_letters import fail_dead_letter
 from filepipe.runtime import Runtime
 from tests.support.functions import function_app
 from tests.support.metrics import families, scrape, value
@@ -107,7 +108,7 @@ def test_two_gunicorn_workers_report_one_correct_total(
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
         "FILEPIPE_METRICS_PORT": str(metrics_port),
     }
-    args = ["-m", "functions_framework", "--target", "query", "--source"]
+    args = ["-m", "filepipe.server", "--target", "query", "--source"]
     args += ["functions/query/main.py", "--port", str(port)]
     with running(args, port=port, env=env), ThreadPoolExecutor(8) as pool:
         before = scraped_when(metrics_port, lambda s: True, "gunicorn's master to serve /metrics")
@@ -137,7 +138,7 @@ def test_the_gateway_counts_open_websocket_connections(
     key = auth.create_key(conn, "metrics-gateway")
     port, metrics_port = free_port(), free_port()
     env = {**service_env, "FILEPIPE_METRICS_PORT": str(metrics_port)}
-    args = ["-m", "filepipe.gateway", "--host", "127.0.0.1", "--port", str(port)]
+    args = ["-m", "filepipe.notify.gateway", "--host", "127.0.0.1", "--port", str(port)]
     gauge = "filepipe_websocket_connections"
     with running(args, port=port, env=env):
         with connect(f"ws://127.0.0.1:{port}/ws?token={key}"):
@@ -196,7 +197,7 @@ def rt(settings: Settings) -> Iterator[Runtime]:
 def test_publishing_counts_published_events_and_failures_by_type(
     rt: Runtime, conn: Conn, event_receiver: Receiver, closed_port_url: str
 ) -> None:
-    event = events.OutboxEvent(
+    event = events.Event(
         id=str(uuid.uuid4()),
         type="file.created",
         source="/filepipe/test",
@@ -206,10 +207,10 @@ def test_publishing_counts_published_events_and_failures_by_type(
         data={"tenant": "metrics-outbox"},
         time=datetime.now(UTC),
     )
-    events.record(conn, event)
+    outbox.record(conn, event)
 
-    assert events.publish_recorded(rt.pool, events.Publisher(closed_port_url), [event.id]) == 0
-    assert events.publish_recorded(rt.pool, events.Publisher(event_receiver.url), [event.id]) == 1
+    assert outbox.publish(rt.pool, events.Publisher(closed_port_url), [event.id]) == 0
+    assert outbox.publish(rt.pool, events.Publisher(event_receiver.url), [event.id]) == 1
 
     registry, labels = metrics.get().registry, {"type": "file.created"}
     assert registry.get_sample_value("filepipe_event_publish_failures_total", labels) == 1

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import pytest
 from psycopg_pool import ConnectionPool
 
-from filepipe.events import Publisher, publish_recorded
+from filepipe.events import Publisher
+from filepipe.files.outbox import publish
 from tests.support.receiver import Receiver
 from tests.support.waiting import free_port
 
@@ -24,7 +25,7 @@ def unreachable_pool() -> Iterator[ConnectionPool]:
 def test_a_database_failure_after_commit_leaves_the_event_for_reconcile(
     unreachable_pool: ConnectionPool, event_receiver: Receiver
 ) -> None:
-    published = publish_recorded(unreachable_pool, Publisher(event_receiver.url), ["some-id"])
+    published = publish(unreachable_pool, Publisher(event_receiver.url), ["some-id"])
 
     assert published == 0
     assert event_receiver.all_requests() == []

@@ -17,8 +17,8 @@ from flask.testing import FlaskClient
 from filepipe import events
 from filepipe.config import Settings
 from filepipe.locks import LockUnavailable
-from filepipe.notifications import ObjectCreated, redrive_notification
-from filepipe.processing import process_notification
+from filepipe.process.bucket_events import ObjectCreated, redrive_notification
+from filepipe.process.verify import process_notification
 from filepipe.runtime import Runtime
 from tests.support.broker import queue_depth, replay
 from tests.support.pipeline import Pipeline, pipeline

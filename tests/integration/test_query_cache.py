@@ -20,17 +20,13 @@ from redis import Redis
 
 from filepipe import runtime
 from filepipe.auth import hash_key
-from filepipe.cache import (
-    ReadCache,
-    api_key_entry,
-    entry_key,
-    forget_api_key,
-    invalidate_file,
-)
+from filepipe.files.cache import entry_key, invalidate
+from filepipe.query.cache import ReadCache, api_key_entry, forget_api_key
 from filepipe.config import Settings
-from filepipe.notifications import ObjectCreated
-from filepipe.processing import process_notification
-from filepipe.reconcile import fail_dead_letter, reconcile
+from filepipe.process.bucket_events import ObjectCreated
+from filepipe.process.verify import process_notification
+from filepipe.process.dead_letters import fail_dead_letter
+from filepipe.process.reconcile import reconcile
 from filepipe.runtime import Runtime
 from tests.support.files import add_file, tenants
 from tests.support.functions import function_app
@@ -91,7 +87,7 @@ def test_a_read_is_cached_and_served_from_redis_until_invalidated(
     conn.execute("UPDATE files SET filename = 'after.pdf' WHERE id = %s", (file_id,))
     assert read(client, key, file_id).get_json()["filename"] == "before.pdf"
 
-    invalidate_file(redis, file_id)
+    invalidate(redis, file_id)
     assert not redis.exists(entry_key(file_id))
     assert read(client, key, file_id).get_json()["filename"] == "after.pdf"
 
@@ -143,16 +139,17 @@ def test_status_changes_show_at_once_after_processing_dead_letters_and_expiry(
 def test_a_read_that_raced_a_change_is_not_stored(redis: Redis) -> None:
     cache = ReadCache(redis, ttl=60)
     key_hash, file_id = hash_key("a key"), uuid.uuid4()
-    before = cache.lookup(key_hash, file_id)
-    assert before.file is None and before.key_tenant is None and before.guard is not None
+    before = cache.lookup(file_id)
+    assert before.file is None and cache.key_tenant(key_hash) is None
+    assert before.guard is not None
 
-    invalidate_file(redis, file_id)  # a writer commits while the reader queries PostgreSQL
+    invalidate(redis, file_id)  # a writer commits while the reader queries PostgreSQL
     assert not cache.store_file(file_id, "t", {"version": 1}, before.guard)
     assert not redis.exists(entry_key(file_id))
 
-    after = cache.lookup(key_hash, file_id)
+    after = cache.lookup(file_id)
     assert cache.store_file(file_id, "t", {"version": 2}, after.guard or "")
-    hit = cache.lookup(key_hash, file_id)
+    hit = cache.lookup(file_id)
     assert (hit.file_tenant, hit.file) == ("t", {"version": 2})
 
 
@@ -197,6 +194,6 @@ def test_with_redis_down_the_api_answers_from_postgresql(
 
     broken = Redis.from_url(down)
     with caplog.at_level(logging.ERROR, logger="filepipe.cache"):
-        invalidate_file(broken, file_id)  # never raises
+        invalidate(broken, file_id)  # never raises
     broken.close()
     assert any("invalidation failed" in r.getMessage() for r in caplog.records)

@@ -13,8 +13,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from filepipe.cursors import Position
-from filepipe.file_queries import LOGS_STATEMENT, FileFilters, list_statement
+from filepipe.query.cursors import Position
+from filepipe.files.store import LOGS_STATEMENT, FileFilters, list_statement
 from tests.support.files import BASE_TIME, add_many, tenants
 
 pytestmark = pytest.mark.integration

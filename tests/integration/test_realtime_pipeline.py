@@ -29,7 +29,7 @@ def pipe(service_env: dict[str, str]) -> Iterator[Pipeline]:
     """The pipeline with the real notify function, and the gateway (``pipe.env["GATEWAY"]``)."""
     notify_port, gateway_port = free_port(), free_port()
     env = {**service_env, "FILEPIPE_REDIS_URL": "redis://127.0.0.1:6379/0"}
-    notify = ["-m", "functions_framework", "--target", "notify", "--source"]
+    notify = ["-m", "filepipe.server", "--target", "notify", "--source"]
     with (
         running(
             [*notify, "functions/notify/main.py", "--port", str(notify_port)],
@@ -37,7 +37,7 @@ def pipe(service_env: dict[str, str]) -> Iterator[Pipeline]:
             env=env,
         ),
         running(
-            ["-m", "filepipe.gateway", "--host", "127.0.0.1", "--port", str(gateway_port)],
+            ["-m", "filepipe.notify.gateway", "--host", "127.0.0.1", "--port", str(gateway_port)],
             port=gateway_port,
             env=env,
         ),

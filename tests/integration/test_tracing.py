@@ -14,9 +14,11 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from filepipe import auth, events, notify_events, runtime, telemetry
-from filepipe.notifications import ObjectCreated
-from filepipe.processing import process_notification
+from filepipe import auth, runtime, telemetry
+from filepipe.files import outbox
+from filepipe.notify import handler
+from filepipe.process.bucket_events import ObjectCreated
+from filepipe.process.verify import process_notification
 from tests.support.functions import function_app
 from tests.support.receiver import Receiver, receiving
 from tests.support.uploads import put, request_upload
@@ -89,8 +91,8 @@ def test_an_upload_is_one_trace_from_presign_to_the_webhook(
     ).fetchone()
     assert processed is not None
     with runtime.current().pool.connection() as pooled:
-        [event] = events.load(pooled, [processed["id"]])
-    notify_events.handle(event.to_cloudevent())  # as the broker delivers it
+        [event] = outbox.load(pooled, [processed["id"]])
+    handler.handle(event.to_cloudevent())  # as the broker delivers it
     hooks.wait_for("/hook")
 
     finished = list(spans.get_finished_spans())
@@ -156,7 +158,7 @@ def test_logs_are_json_lines_with_the_request_trace_and_file(
     request = one([s for s in spans.get_finished_spans() if s.name == "POST /uploads"], "request")
     assert request.context is not None
     [warning] = [line for line in lines if line["message"].startswith("K_SINK is not set")]
-    assert warning["level"] == "WARNING" and warning["logger"] == "filepipe.events"
+    assert warning["level"] == "WARNING" and warning["logger"] == "filepipe.files.outbox"
     assert warning["function"] == "presign" and "time" in warning
     assert warning["trace_id"] == format(request.context.trace_id, "032x")
     assert len(warning["span_id"]) == 16

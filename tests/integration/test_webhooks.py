@@ -12,7 +12,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from filepipe import auth, runtime
-from filepipe.webhooks.signing import new_secret
+from filepipe.notify.webhooks.signing import new_secret
 from tests.support.functions import function_app
 from tests.support.receiver import Receiver, Reply
 from tests.support.waiting import wait_until

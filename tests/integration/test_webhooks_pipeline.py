@@ -17,8 +17,9 @@ import requests
 from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
 
-from filepipe import auth, realtime
-from filepipe.webhooks.signing import new_secret
+from filepipe import auth
+from filepipe.notify import realtime
+from filepipe.notify.webhooks.signing import new_secret
 from tests.support.broker import broker_emulator
 from tests.support.processes import running
 from tests.support.receiver import Receiver, receiving
@@ -34,7 +35,7 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 def notify_process(port: int, env: dict[str, str]) -> Any:
     return running(
         [
-            *("-m", "functions_framework", "--target", "notify"),
+            *("-m", "filepipe.server", "--target", "notify"),
             *("--source", "functions/notify/main.py", "--port", str(port)),
         ],
         port=port,

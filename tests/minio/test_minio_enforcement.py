@@ -19,7 +19,7 @@ import requests
 
 from filepipe.config import Settings
 from filepipe.storage import create_s3_client, presign_put
-from filepipe.uploads import object_key
+from filepipe.upload.create import object_key
 
 ENDPOINT = os.environ.get("FILEPIPE_TEST_MINIO_ENDPOINT")
 

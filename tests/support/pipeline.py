@@ -43,7 +43,7 @@ class Pipeline:
             running(
                 [
                     "-m",
-                    "functions_framework",
+                    "filepipe.server",
                     "--target",
                     "process",
                     "--source",

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from filepipe import cursors
-from filepipe.cursors import CursorCodec, InvalidCursor, Position, codec_for, scope_digest
+from filepipe.query import cursors
+from filepipe.query.cursors import CursorCodec, InvalidCursor, Position, codec_for, scope_digest
 
 SECRET = b"0123456789abcdef0123456789abcdef"
 POSITION = Position(datetime(2026, 3, 1, 12, 30, 45, 123456, tzinfo=UTC), uuid.uuid4())
@@ -75,7 +75,7 @@ def test_without_a_secret_the_process_draws_one_and_warns_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     cursors._process_secret.cache_clear()
-    with caplog.at_level(logging.WARNING, logger="filepipe.cursors"):
+    with caplog.at_level(logging.WARNING, logger="filepipe.query.cursors"):
         first, second = codec_for(None), codec_for("")
     assert len(caplog.records) == 1
     assert "FILEPIPE_CURSOR_SECRET" in caplog.records[0].getMessage()

@@ -10,8 +10,8 @@ from websockets.datastructures import Headers
 
 from filepipe.config import Settings
 from filepipe.errors import BadRequest, ConfigError, Unauthorized
-from filepipe.gateway import handshake
-from filepipe.gateway.hub import Hub, Subscriber, event_file_id
+from filepipe.notify.gateway import handshake
+from filepipe.notify.gateway.hub import Hub, Subscriber, event_file_id
 
 KEY = "fpk_" + "a" * 43
 

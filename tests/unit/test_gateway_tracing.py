@@ -7,10 +7,11 @@ from typing import Any, cast
 
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from filepipe import realtime, telemetry
+from filepipe import telemetry
 from filepipe.config import Settings
-from filepipe.gateway.hub import Subscriber
-from filepipe.gateway.server import Gateway
+from filepipe.notify import realtime
+from filepipe.notify.gateway.hub import Subscriber
+from filepipe.notify.gateway.server import Gateway
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 TRACEPARENT = f"00-{TRACE_ID}-b7ad6b7169203331-01"

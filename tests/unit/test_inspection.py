@@ -4,12 +4,14 @@ import hashlib
 import io
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from filepipe.inspection import inspect, prefetch, sniff
-from filepipe.processing import judge
-from filepipe.transitions import PROCESSED, REJECTED
+from filepipe.files.model import Status
+from filepipe.process.inspection import inspect, prefetch, sniff
+from filepipe.process.verify import judge
+from tests.support.rows import file_row
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 PDF = b"%PDF-1.7\n" + b"1" * 64
@@ -83,30 +85,25 @@ def test_prefetch_stops_its_reader_when_closed_early() -> None:
     assert threading.active_count() == before
 
 
-FILE = {
-    "declared_size": len(PDF),
-    "declared_content_type": "application/pdf",
-    "declared_sha256": hashlib.sha256(PDF).hexdigest(),
-}
-
-
-def verdict_for(data: bytes, **file: object) -> tuple[str, str | None]:
-    row = {**FILE, **file}
-    limit = min(int(row["declared_size"]), 10_000)  # type: ignore[call-overload]
+def verdict_for(data: bytes, **declared: Any) -> tuple[str, str | None]:
+    row = file_row(
+        **{"declared_size": len(PDF), "declared_sha256": hashlib.sha256(PDF).hexdigest(), **declared}
+    )
+    limit = min(row.declared_size, 10_000)
     verdict = judge(row, inspect(chunked(data), limit=limit), max_bytes=10_000)
     return verdict.status, verdict.reason
 
 
 def test_judge_accepts_what_was_declared() -> None:
-    assert verdict_for(PDF) == (PROCESSED, None)
-    assert verdict_for(PDF, declared_sha256=None) == (PROCESSED, None)
+    assert verdict_for(PDF) == (Status.PROCESSED, None)
+    assert verdict_for(PDF, declared_sha256=None) == (Status.PROCESSED, None)
 
 
 def test_judge_rejects_with_the_reason() -> None:
     assert verdict_for(PDF + b"x")[1] == f"object is larger than the declared {len(PDF)} bytes"
     assert verdict_for(PDF[:-1])[1] == f"object has {len(PDF) - 1} bytes, {len(PDF)} declared"
     status, reason = verdict_for(PDF[:-1] + b"2")
-    assert status == REJECTED and reason is not None and "differs from the declared" in reason
+    assert status == Status.REJECTED and reason is not None and "differs from the declared" in reason
     assert verdict_for(PNG, declared_size=len(PNG), declared_sha256=None)[1] == (
         "content is image/png, application/pdf declared"
     )

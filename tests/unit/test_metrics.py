@@ -1,8 +1,9 @@
-"""The metrics module: what it exports, how ``handle`` labels requests, the ``/metrics`` server."""
+"""The metrics module: what it exports, how the HTTP edge labels requests, the ``/metrics`` server."""
 
 from __future__ import annotations
 
 import socket
+import uuid
 
 import pytest
 from flask import Flask, Request, Response, request
@@ -10,38 +11,38 @@ from flask import Flask, Request, Response, request
 from filepipe import metrics
 from filepipe.config import Settings
 from filepipe.errors import ConfigError
-from filepipe.http import handle, json_response
+from filepipe.web import Api, Route, json_response
 from tests.support.metrics import scrape, value
 from tests.support.waiting import free_port
 
 
-def ok(req: Request, file_id: str = "") -> Response:
-    return json_response({"file_id": file_id})
+def ok(req: Request, tenant: str, file_id: uuid.UUID) -> Response:
+    return json_response({"file_id": str(file_id)})
 
 
-ROUTES = {("GET", "/files/{file_id}"): ok}
+api = Api([Route("GET", "/files/{file_id}", ok)], authenticate=lambda req: "acme")
 app = Flask(__name__)
 
 
 def call(method: str, path: str) -> Response:
     with app.test_request_context(path, method=method):
-        return handle(request, ROUTES)
+        return api(request)
 
 
 def test_requests_are_counted_by_route_pattern_method_and_status() -> None:
     port = free_port()
     assert metrics.serve(port, "127.0.0.1")
-    for file_id in ("a", "b"):
+    for file_id in (uuid.uuid4(), uuid.uuid4()):
         call("GET", f"/files/{file_id}")
     call("GET", "/elsewhere")
-    call("POST", "/files/a")
+    call("POST", f"/files/{uuid.uuid4()}")
 
     samples = scrape(port)
     total = "filepipe_http_requests_total"
     assert value(samples, total, route="/files/{file_id}", method="GET", status="200") == 2
     assert value(samples, total, route=metrics.UNMATCHED_ROUTE, status="404") == 1
     assert value(samples, total, route=metrics.UNMATCHED_ROUTE, status="405") == 1
-    assert not [s for s in samples if s.labels.get("route", "").startswith("/files/a")]
+    assert not [s for s in samples if s.labels.get("route", "").startswith("/files/0")]
     count = "filepipe_http_request_duration_seconds_count"
     assert value(samples, count, route="/files/{file_id}") == 2
 
@@ -68,13 +69,6 @@ def test_without_a_multiprocess_directory_the_worker_serves_not_the_master(
     monkeypatch.delenv(metrics.MULTIPROC_DIR, raising=False)
     assert not metrics.serve_before_fork(free_port())
     assert metrics.serve(free_port(), "127.0.0.1"), "left to the first request"
-
-
-def test_timed_observes_even_when_the_block_raises() -> None:
-    recorded = metrics.get()
-    with pytest.raises(RuntimeError), recorded.timed(recorded.lock_wait, result="busy"):
-        raise RuntimeError("boom")
-    assert recorded.lock_wait.labels("busy").collect()[0].samples
 
 
 def test_metrics_port_comes_from_the_environment() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from filepipe.notifications import parse_notification
+from filepipe.process.bucket_events import parse_notification
 from local.minio_events import CreatedObject, Origin, Request, encode, event_time, notification
 
 SAMPLE = json.loads((Path(__file__).parents[1] / "events" / "minio-put-event.json").read_text())

@@ -5,7 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from filepipe.notifications import InvalidNotification, parse_notification, redrive_notification
+from filepipe.process.bucket_events import (
+    InvalidNotification,
+    parse_notification,
+    redrive_notification,
+)
 
 EVENTS = Path(__file__).parents[1] / "events"
 

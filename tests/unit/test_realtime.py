@@ -8,7 +8,7 @@ import pytest
 import redis
 from cloudevents.http import CloudEvent
 
-from filepipe import realtime
+from filepipe.notify import realtime
 from tests.support.waiting import free_port
 
 
@@ -25,7 +25,7 @@ def _event(data: object) -> CloudEvent:
 
 def test_publish_with_redis_down_logs_a_warning(caplog: pytest.LogCaptureFixture) -> None:
     client = redis.Redis(port=free_port(), socket_connect_timeout=1)
-    with caplog.at_level(logging.WARNING, "filepipe.realtime"):
+    with caplog.at_level(logging.WARNING, "filepipe.notify.realtime"):
         realtime.publish(client, _event({"tenant": "acme", "file_id": "x"}))
     client.close()
     assert "Redis unavailable" in caplog.text
@@ -36,7 +36,7 @@ def test_events_without_a_tenant_are_dropped(
     data: object, caplog: pytest.LogCaptureFixture
 ) -> None:
     client = redis.Redis(port=free_port())  # never contacted
-    with caplog.at_level(logging.WARNING, "filepipe.realtime"):
+    with caplog.at_level(logging.WARNING, "filepipe.notify.realtime"):
         realtime.publish(client, _event(data))
     client.close()
     assert "without a tenant" in caplog.text
@@ -44,7 +44,7 @@ def test_events_without_a_tenant_are_dropped(
 
 def test_unserialisable_events_are_dropped(caplog: pytest.LogCaptureFixture) -> None:
     client = redis.Redis(port=free_port())  # never contacted
-    with caplog.at_level(logging.WARNING, "filepipe.realtime"):
+    with caplog.at_level(logging.WARNING, "filepipe.notify.realtime"):
         realtime.publish(client, _event({"tenant": "acme", "when": object()}))
     client.close()
     assert "not serialisable" in caplog.text

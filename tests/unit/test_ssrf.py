@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from filepipe.webhooks import ssrf
-from filepipe.webhooks.errors import HostNotFound, UnsafeURL
+from filepipe.notify.webhooks import ssrf
+from filepipe.notify.webhooks.errors import HostNotFound, UnsafeURL
 
 
 def no_dns(*args: Any, **kwargs: Any) -> list[tuple[Any, ...]]:

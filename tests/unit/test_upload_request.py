@@ -4,12 +4,9 @@ from typing import Any
 
 import pytest
 
+from filepipe import mediatypes
 from filepipe.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from filepipe.upload_request import (
-    content_type_allowed,
-    parse_upload_request,
-    validate_idempotency_key,
-)
+from filepipe.upload.request import parse_upload_request, validate_idempotency_key
 
 ALLOWED = ("application/pdf", "image/*", "text/plain")
 
@@ -44,9 +41,32 @@ def test_limits_map_to_413_and_415() -> None:
 
 
 def test_wildcards_in_the_allow_list() -> None:
-    assert content_type_allowed("image/webp", ALLOWED)
-    assert not content_type_allowed("video/mp4", ALLOWED)
-    assert content_type_allowed("video/mp4", ("*/*",))
+    assert mediatypes.allowed("image/webp", ALLOWED)
+    assert not mediatypes.allowed("video/mp4", ALLOWED)
+    assert mediatypes.allowed("video/mp4", ("*/*",))
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain; charset=utf\x00-8",
+        "text/plain; charset=a b",
+        "text/plain;",
+        "text/plain; charset",
+        "text /plain",
+        "text/plain; name=\"unterminated",
+        "x" * 250 + "/plain",
+    ],
+)
+def test_malformed_media_types_are_400(content_type: str) -> None:
+    with pytest.raises(BadRequest):
+        parse(content_type=content_type)
+
+
+def test_media_type_parameters_may_be_quoted_strings() -> None:
+    assert parse(content_type='text/plain; charset="utf-8"').content_type == (
+        'text/plain; charset="utf-8"'
+    )
 
 
 def test_unicode_filenames_are_fine_but_invisible_controls_are_not() -> None:

@@ -10,7 +10,7 @@ import pytest
 from cloudevents.http import CloudEvent
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from filepipe.webhooks.signing import new_secret, payload, signed_headers
+from filepipe.notify.webhooks.signing import new_secret, payload, signed_headers
 
 EVENT = CloudEvent(
     {

@@ -1,0 +1,12 @@
+"""The file model every function shares, and the only code that writes ``files``.
+
+- ``model``: ``Status``, the typed row ``FileRow``, the API representation;
+- ``store``: every SQL statement on ``files`` and ``processing_logs`` but status changes;
+- ``transitions``: status changes as compare-and-set, with their log row and outbox event;
+- ``outbox``: events recorded with the change they report, published after commit;
+- ``after_commit`` and ``cache``: what follows a commit (cache invalidation, then publish).
+"""
+
+from filepipe.files.model import FileRow, Status, representation
+
+__all__ = ["FileRow", "Status", "representation"]

@@ -1,0 +1,233 @@
+"""Every SQL statement on ``files`` and ``processing_logs`` but the status changes (``transitions``).
+
+Reads load typed rows (``FileRow``, psycopg's ``class_row``). Tenant-scoped reads are served by
+an index (``migrations/``): a page of a tenant's files by ``files_tenant_*_created`` in keyset
+order ``created_at DESC, id DESC`` (so a deep page costs what the first one does), a file by its
+primary key, a log by ``processing_logs_file``.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg import Connection, sql
+from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
+
+from filepipe.files.model import FileRow, Status
+
+EFFECTIVE_TYPE = sql.SQL(
+    "substring(coalesce(content_type, declared_content_type) from '^[^;[:space:]]+')"
+)
+"""The media type essence of what was detected, or else declared: the ``content_type`` filter.
+
+It must stay the exact expression of the ``files_tenant_type_created`` index (migration 0003).
+"""
+
+LOGS_STATEMENT = (
+    "SELECT id, from_status, to_status, message, trace_id, created_at"
+    " FROM processing_logs WHERE file_id = %s ORDER BY id"
+)
+
+
+@dataclass(frozen=True)
+class NewFile:
+    """What ``POST /uploads`` records for a new PENDING file."""
+
+    id: uuid.UUID
+    tenant: str
+    bucket: str
+    key: str
+    filename: str
+    content_type: str
+    size: int
+    sha256: str | None
+    metadata: Mapping[str, str]
+    idempotency_key: str | None
+    fingerprint: str
+    upload_expires_at: datetime
+    traceparent: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Position:
+    """The keyset position of a file in ``created_at DESC, id DESC`` order."""
+
+    created_at: datetime
+    id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class FileFilters:
+    """The filters of a file listing, already validated; ``None`` means "any"."""
+
+    status: Status | None = None
+    content_type: str | None = None
+    """A media type essence (``type/subtype``), compared with the effective type's."""
+    filename: str | None = None
+    """Exact file name."""
+    sha256: str | None = None
+    """Lower-case hex digest of the content as verified (files not yet hashed never match)."""
+    created_after: datetime | None = None
+    """Exclusive lower bound of ``created_at``."""
+    created_before: datetime | None = None
+    """Exclusive upper bound of ``created_at``."""
+
+    def canonical(self) -> str:
+        """A stable text form, to bind cursors to the filters they were issued for."""
+        return json.dumps(asdict(self), default=lambda value: value.isoformat(), sort_keys=True)
+
+
+def insert_pending(conn: Connection[Any], new: NewFile) -> FileRow | None:
+    """Insert the PENDING row and its first log entry; ``None`` if its Idempotency-Key is taken."""
+    with conn.cursor(row_factory=class_row(FileRow)) as cur:
+        row = cur.execute(
+            """
+            INSERT INTO files (id, tenant, bucket, key, filename, declared_content_type,
+                               declared_size, declared_sha256, metadata, idempotency_key,
+                               request_fingerprint, upload_expires_at, traceparent,
+                               created_at, updated_at)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+            ON CONFLICT (tenant, idempotency_key) DO NOTHING
+            RETURNING *
+            """,
+            (
+                new.id,
+                new.tenant,
+                new.bucket,
+                new.key,
+                new.filename,
+                new.content_type,
+                new.size,
+                new.sha256,
+                Jsonb(dict(new.metadata)),
+                new.idempotency_key,
+                new.fingerprint,
+                new.upload_expires_at,
+                new.traceparent,
+                new.created_at,
+                new.created_at,
+            ),
+        ).fetchone()
+    if row is not None:
+        add_log(
+            conn, row, from_status=None, message="upload URL issued", traceparent=new.traceparent
+        )
+    return row
+
+
+def add_log(
+    conn: Connection[Any],
+    file: FileRow,
+    *,
+    from_status: Status | None,
+    message: str,
+    traceparent: str | None,
+) -> None:
+    """One ``processing_logs`` row for the change that made ``file`` what it is now."""
+    trace_id = traceparent.split("-")[1] if traceparent else None
+    conn.execute(
+        "INSERT INTO processing_logs (file_id, tenant, from_status, to_status, message, trace_id)"
+        " VALUES (%s, %s, %s, %s, %s, %s)",
+        (file.id, file.tenant, from_status, file.status, message, trace_id),
+    )
+
+
+def _one(conn: Connection[Any], query: str, params: tuple[Any, ...]) -> FileRow | None:
+    with conn.cursor(row_factory=class_row(FileRow)) as cur:
+        return cur.execute(query, params).fetchone()  # type: ignore[arg-type]
+
+
+def load(conn: Connection[Any], file_id: uuid.UUID) -> FileRow | None:
+    """The file with this id, whoever its tenant (internal callers only)."""
+    return _one(conn, "SELECT * FROM files WHERE id = %s", (file_id,))
+
+
+def by_idempotency_key(conn: Connection[Any], tenant: str, key: str) -> FileRow | None:
+    return _one(
+        conn, "SELECT * FROM files WHERE tenant = %s AND idempotency_key = %s", (tenant, key)
+    )
+
+
+def find_by_object(conn: Connection[Any], bucket: str, key: str) -> FileRow | None:
+    """The file stored at ``bucket``/``key`` (object keys are unique per bucket)."""
+    return _one(conn, "SELECT * FROM files WHERE bucket = %s AND key = %s", (bucket, key))
+
+
+def get(conn: Connection[Any], tenant: str, file_id: uuid.UUID) -> FileRow | None:
+    """The tenant's file, or ``None`` (absent, or another tenant's: the same to the caller)."""
+    return _one(conn, "SELECT * FROM files WHERE id = %s AND tenant = %s", (file_id, tenant))
+
+
+def pending_since(conn: Connection[Any], before: datetime, limit: int) -> list[FileRow]:
+    """PENDING files created before ``before``, oldest first (for reconcile)."""
+    with conn.cursor(row_factory=class_row(FileRow)) as cur:
+        return cur.execute(
+            "SELECT * FROM files WHERE status = 'PENDING' AND created_at < %s"
+            " ORDER BY created_at LIMIT %s",
+            (before, limit),
+        ).fetchall()
+
+
+def list_statement(
+    tenant: str, filters: FileFilters, *, limit: int, after: Position | None = None
+) -> tuple[sql.Composed, dict[str, Any]]:
+    """The statement and parameters of one page: at most ``limit`` rows after ``after``."""
+    conditions: list[sql.Composable] = [sql.SQL("tenant = %(tenant)s")]
+    params: dict[str, Any] = {"tenant": tenant, "limit": limit}
+    if filters.status is not None:
+        conditions.append(sql.SQL("status = %(status)s"))
+        params["status"] = filters.status.value
+    if filters.content_type is not None:
+        conditions.append(sql.SQL("{} = %(content_type)s").format(EFFECTIVE_TYPE))
+        params["content_type"] = filters.content_type
+    if filters.filename is not None:
+        conditions.append(sql.SQL("filename = %(filename)s"))
+        params["filename"] = filters.filename
+    if filters.sha256 is not None:
+        conditions.append(sql.SQL("sha256 = %(sha256)s"))
+        params["sha256"] = filters.sha256
+    if filters.created_after is not None:
+        conditions.append(sql.SQL("created_at > %(created_after)s"))
+        params["created_after"] = filters.created_after
+    if filters.created_before is not None:
+        conditions.append(sql.SQL("created_at < %(created_before)s"))
+        params["created_before"] = filters.created_before
+    if after is not None:
+        conditions.append(sql.SQL("(created_at, id) < (%(after_created_at)s, %(after_id)s)"))
+        params["after_created_at"] = after.created_at
+        params["after_id"] = after.id
+    statement = sql.SQL(
+        "SELECT * FROM files WHERE {} ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
+    ).format(sql.SQL(" AND ").join(conditions))
+    return statement, params
+
+
+def list_page(
+    conn: Connection[Any],
+    tenant: str,
+    filters: FileFilters,
+    *,
+    limit: int,
+    after: Position | None = None,
+) -> list[FileRow]:
+    """At most ``limit`` of the tenant's files matching ``filters``, newest first, after ``after``."""
+    statement, params = list_statement(tenant, filters, limit=limit, after=after)
+    with conn.cursor(row_factory=class_row(FileRow)) as cur:
+        return cur.execute(statement, params).fetchall()
+
+
+def logs(conn: Connection[Any], tenant: str, file_id: uuid.UUID) -> list[dict[str, Any]] | None:
+    """The file's processing log, oldest first; ``None`` if the tenant has no such file."""
+    owned = conn.execute(
+        "SELECT 1 FROM files WHERE id = %s AND tenant = %s", (file_id, tenant)
+    ).fetchone()
+    if owned is None:
+        return None
+    return conn.execute(LOGS_STATEMENT, (file_id,)).fetchall()

@@ -1,0 +1,121 @@
+"""File status changes as compare-and-set, each with its processing log and its outbox event.
+
+``UPDATE files … WHERE id = … AND status = … AND version = … RETURNING *``: a stale or duplicate
+worker matches no row and changes nothing. Every successful change bumps ``version``, writes a
+``processing_logs`` row and, when it has one, records its event in the same transaction.
+``apply`` runs one change in its own transaction and then what follows a commit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from psycopg import Connection, sql
+from psycopg.rows import class_row
+
+from filepipe.files import outbox, store
+from filepipe.files.after_commit import after_commit
+from filepipe.files.model import FileRow, Status
+from filepipe.telemetry import current_traceparent
+
+if TYPE_CHECKING:
+    from filepipe.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class Findings:
+    """What reading the object established, stored with the change that settles the file."""
+
+    size_bytes: int
+    sha256: str | None
+    """``None`` when reading stopped early (the object was over its limit)."""
+    content_type: str | None
+    etag: str
+
+
+@dataclass(frozen=True)
+class Change:
+    """A status change and what it records."""
+
+    to: Status
+    message: str
+    """The processing log's message."""
+    event_type: str | None = None
+    details: dict[str, Any] | None = None
+    """Added to the event's data."""
+    findings: Findings | None = None
+    error: str | None = None
+    processed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Transitioned:
+    file: FileRow
+    """The row after the change."""
+    event_id: str | None
+    """The event recorded with it, to publish after commit."""
+
+
+def transition(
+    conn: Connection[Any], file: FileRow, change: Change, *, source: str
+) -> Transitioned | None:
+    """Apply ``change`` to ``file`` (as last read); ``None`` if someone changed it meanwhile."""
+    values: dict[str, Any] = {}
+    if change.findings is not None:
+        values |= {
+            "size_bytes": change.findings.size_bytes,
+            "etag": change.findings.etag,
+            "content_type": change.findings.content_type,
+        }
+        if change.findings.sha256 is not None:
+            values["sha256"] = change.findings.sha256
+    if change.error is not None:
+        values["error"] = change.error
+    if change.processed_at is not None:
+        values["processed_at"] = change.processed_at
+    assignments = sql.SQL("").join(
+        sql.SQL(", {} = {}").format(sql.Identifier(name), sql.Placeholder(name)) for name in values
+    )
+    query = sql.SQL(
+        "UPDATE files SET status = %(to)s, version = version + 1, updated_at = now(){sets}"
+        " WHERE id = %(id)s AND status = %(from)s AND version = %(version)s RETURNING *"
+    ).format(sets=assignments)
+    params = {
+        **values,
+        "to": change.to.value,
+        "id": file.id,
+        "from": file.status.value,
+        "version": file.version,
+    }
+    with conn.cursor(row_factory=class_row(FileRow)) as cur:
+        row = cur.execute(query, params).fetchone()
+    if row is None:
+        return None
+    traceparent = current_traceparent()
+    store.add_log(
+        conn, row, from_status=file.status, message=change.message, traceparent=traceparent
+    )
+    if change.event_type is None:
+        return Transitioned(row, None)
+    event = outbox.file_event(
+        change.event_type,
+        row,
+        source=source,
+        time=datetime.now(UTC),
+        traceparent=traceparent,
+        details=change.details,
+    )
+    outbox.record(conn, event)
+    return Transitioned(row, event.id)
+
+
+def apply(rt: Runtime, file: FileRow, change: Change, *, source: str) -> FileRow | None:
+    """``transition`` in a transaction of its own, then ``after_commit``; ``None`` if stale."""
+    with rt.pool.connection() as conn, conn.transaction():
+        done = transition(conn, file, change, source=source)
+    if done is None:
+        return None
+    after_commit(rt, done.file.id, [done.event_id] if done.event_id else [])
+    return done.file

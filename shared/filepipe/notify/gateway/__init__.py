@@ -1,0 +1,18 @@
+"""The real-time WebSocket gateway: ``GET /ws`` streams a tenant's file events as they happen.
+
+Clients authenticate with an API key during the opening handshake and receive each event as a
+text frame of structured-mode CloudEvents JSON (CloudEvents 1.0 JSON format), optionally only
+those of one file (``?file_id=``). Events come from Redis pub/sub (``filepipe.realtime``). Run
+it with ``python -m filepipe.notify.gateway [--port 8086]``.
+
+- ``handshake``: parsing the request, the HTTP refusals (404, 401, 400, 503)
+- ``hub``: in-process fan-out with a bounded queue per client (a client that falls behind is
+  closed with 1013)
+- ``server``: the websockets server, the Redis reader, start-up and shutdown
+"""
+
+from __future__ import annotations
+
+from filepipe.notify.gateway.server import Gateway, main, run
+
+__all__ = ["Gateway", "main", "run"]

@@ -1,0 +1,299 @@
+"""The WebSocket gateway server: handshake, per-client sending, the Redis reader, start-up.
+
+One pattern subscription (``PSUBSCRIBE filepipe:events:*``) per gateway process feeds the hub,
+rather than one ``SUBSCRIBE`` per tenant: Redis state stays constant as clients come and go, a
+reconnect re-subscribes one pattern, and the subscription is live before the gateway listens, so
+a client gets every event published after its handshake. The cost is that each gateway replica
+receives (and discards) events of tenants it has no client for, cheap at one small message per
+file state change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import time
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+import redis.asyncio
+from psycopg_pool import ConnectionPool
+from redis.exceptions import RedisError
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
+from websockets.http11 import Request, Response
+from websockets.protocol import State
+
+from filepipe import metrics, telemetry
+from filepipe.auth import authenticate
+from filepipe.config import Settings
+from filepipe.db import create_pool
+from filepipe.errors import ProblemError, ServiceUnavailable
+from filepipe.notify import realtime
+from filepipe.notify.gateway import handshake
+from filepipe.notify.gateway.hub import Hub, Subscriber
+from filepipe.runtime import start
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 8086
+MAX_INCOMING_BYTES = 4096
+"""Clients have nothing to say; a larger message closes the connection (1009)."""
+CLOSE_TIMEOUT = 10.0
+REDIS_IDLE_PING = 15.0
+"""Seconds without a Redis message after which the reader pings; no answer in twice that means
+the connection is dead even if the socket hasn't noticed."""
+BACKOFF_FIRST, BACKOFF_MAX = 0.2, 30.0
+STARTUP_REDIS_WAIT = 5.0
+
+
+class Gateway:
+    """Authenticates WebSocket clients and relays their tenant's events from Redis."""
+
+    def __init__(self, settings: Settings, pool: ConnectionPool[Any]) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.hub = Hub()
+        self.redis_ready = asyncio.Event()
+        self._accepted: weakref.WeakKeyDictionary[ServerConnection, Subscriber] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    # -- handshake -------------------------------------------------------------------------
+
+    async def process_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
+        """Refuse the upgrade with 404/401/400/503, or remember who is connecting."""
+        path = handshake.route(request.path)
+        if path == handshake.HEALTH_PATH:
+            return handshake.json_response(200, self.health())
+        try:
+            if path != handshake.WS_PATH:
+                raise handshake.not_found(path)
+            wanted = handshake.parse(request.path, request.headers)
+            tenant = await self._authenticate(wanted.token)
+        except ProblemError as exc:
+            log.info("handshake refused", extra={"path": path, "status": exc.status})
+            return handshake.problem_response(exc, path)
+        link = weakref.ref(connection)  # a strong reference would pin the weak-keyed entry
+        self._accepted[connection] = Subscriber(
+            tenant=tenant,
+            file_id=wanted.file_id,
+            queue_size=self.settings.gateway_queue_size,
+            is_gone=lambda: (peer := link()) is None or peer.state is State.CLOSED,
+        )
+        return None
+
+    def process_response(
+        self, connection: ServerConnection, request: Request, response: Response
+    ) -> None:
+        """Join the hub just before ``101`` goes out, so no event after the handshake is missed."""
+        subscriber = self._accepted.get(connection)
+        if subscriber is not None and response.status_code == 101:
+            self.hub.add(subscriber)
+
+    async def _authenticate(self, token: str) -> str:
+        try:
+            return await asyncio.to_thread(authenticate, self.pool, token)
+        except psycopg.Error as exc:
+            log.warning("cannot check an API key", extra={"error": str(exc)})
+            raise ServiceUnavailable("cannot check the API key right now; retry later") from exc
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "redis": "connected" if self.redis_ready.is_set() else "disconnected",
+            "connections": len(self.hub),
+        }
+
+    # -- one client ------------------------------------------------------------------------
+
+    async def handler(self, connection: ServerConnection) -> None:
+        """Send the client its events until it leaves, falls behind, or the server stops."""
+        subscriber = self._accepted.pop(connection, None)
+        if subscriber is None:  # pragma: no cover - process_request always registers first
+            return
+        log.info(
+            "WebSocket client connected",
+            extra={"tenant": subscriber.tenant, "file_id": subscriber.file_id},
+        )
+        tasks = [
+            asyncio.create_task(_send_events(connection, subscriber)),
+            asyncio.create_task(_discard_incoming(connection)),
+            asyncio.create_task(subscriber.overflowed.wait()),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self.hub.discard(subscriber)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks[2] in done:
+            await _close_slow(connection)
+        log.info(
+            "WebSocket client disconnected",
+            extra={"tenant": subscriber.tenant, "code": connection.close_code},
+        )
+
+    # -- Redis -----------------------------------------------------------------------------
+
+    async def read_redis(self) -> None:
+        """Relay every tenant's events to the hub; reconnect with backoff, forever."""
+        backoff = BACKOFF_FIRST
+        while True:
+            try:
+                await self._relay_once()
+            except (RedisError, OSError) as exc:
+                log.warning(
+                    "Redis subscription lost, reconnecting",
+                    extra={"error": str(exc), "retry_in": backoff},
+                )
+            if self.redis_ready.is_set():
+                backoff = BACKOFF_FIRST
+            self.redis_ready.clear()
+            await asyncio.sleep(backoff)  # reconnect backoff, not synchronisation
+            backoff = min(backoff * 2, BACKOFF_MAX)
+
+    async def _relay_once(self) -> None:
+        client = redis.asyncio.Redis.from_url(
+            self.settings.redis_url,
+            socket_connect_timeout=2,
+            socket_keepalive=True,
+            client_name=f"filepipe-gateway-{os.getpid()}",
+        )
+        async with client, client.pubsub() as pubsub:
+            await pubsub.psubscribe(realtime.CHANNEL_PATTERN)
+            heard, pinged = time.monotonic(), False
+            while True:
+                message = await pubsub.get_message(timeout=1.0)
+                now = time.monotonic()
+                if message is None:
+                    if now - heard > 2 * REDIS_IDLE_PING:
+                        raise ConnectionError("Redis stopped answering pings")
+                    if now - heard > REDIS_IDLE_PING and not pinged:
+                        await pubsub.ping()
+                        pinged = True
+                    continue
+                heard, pinged = now, False
+                self._on_message(message)
+                # Buffered messages don't suspend get_message(): yield so that the senders
+                # drain their queues between two events of a burst.
+                await asyncio.sleep(0)
+
+    def _on_message(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "psubscribe":
+            self.redis_ready.set()
+            log.info("subscribed to Redis", extra={"pattern": realtime.CHANNEL_PATTERN})
+            return
+        if kind != "pmessage":
+            return
+        tenant = realtime.tenant_of(message["channel"])
+        data = message["data"]
+        try:
+            text = data.decode() if isinstance(data, bytes) else str(data)
+        except UnicodeDecodeError:
+            log.warning("non-UTF-8 event on Redis dropped", extra={"tenant": tenant})
+            return
+        if tenant is not None:
+            attributes = {"filepipe.tenant": tenant}
+            with telemetry.span_from("gateway dispatch", _traceparent(text), attributes=attributes):
+                self.hub.dispatch(tenant, text)
+
+
+def _traceparent(message: str) -> str | None:
+    """The ``traceparent`` extension of a structured-mode CloudEvent, if it has one."""
+    try:
+        event = json.loads(message)
+    except ValueError:
+        return None
+    value = event.get("traceparent") if isinstance(event, dict) else None
+    return value if isinstance(value, str) else None
+
+
+async def _send_events(connection: ServerConnection, subscriber: Subscriber) -> None:
+    """Send queued events as text frames (structured CloudEvents JSON) until the link breaks."""
+    with contextlib.suppress(ConnectionClosed):
+        while True:
+            await connection.send(await subscriber.queue.get())
+
+
+async def _discard_incoming(connection: ServerConnection) -> None:
+    """Read (and ignore) what the client sends, so close frames and pongs are processed."""
+    with contextlib.suppress(ConnectionClosed):
+        async for _ in connection:
+            pass
+
+
+async def _close_slow(connection: ServerConnection) -> None:
+    """Close a client that fell behind with 1013; abort if even the close frame can't go out."""
+    try:
+        async with asyncio.timeout(CLOSE_TIMEOUT):
+            await connection.close(CloseCode.TRY_AGAIN_LATER, "too slow; reconnect and resync")
+    except TimeoutError:
+        connection.transport.abort()
+
+
+async def run(settings: Settings, pool: ConnectionPool[Any], host: str, port: int) -> None:
+    """Serve until SIGTERM or SIGINT, then close every connection (1001) and stop."""
+    gateway = Gateway(settings, pool)
+    reader = asyncio.create_task(gateway.read_redis())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        try:
+            async with asyncio.timeout(STARTUP_REDIS_WAIT):
+                await gateway.redis_ready.wait()
+        except TimeoutError:
+            log.warning("Redis not reachable yet; serving, events flow once it is")
+        async with serve(
+            gateway.handler,
+            host,
+            port,
+            process_request=gateway.process_request,
+            process_response=gateway.process_response,
+            compression=None,
+            max_size=MAX_INCOMING_BYTES,
+            close_timeout=CLOSE_TIMEOUT,
+        ):
+            log.info("WebSocket gateway listening", extra={"host": host, "port": port})
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait([stopping, reader], return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            log.info("shutting down")
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader  # re-raises what killed the reader, if anything did
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m filepipe.notify.gateway [--host H] [--port P]``: argument > ``PORT`` > 8086."""
+    parser = argparse.ArgumentParser(prog="python -m filepipe.notify.gateway", description=__doc__)
+    parser.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a container listens on all
+    parser.add_argument("--port", type=int, default=None)
+    args = parser.parse_args(argv)
+    settings = start("gateway")
+    port = args.port if args.port is not None else settings.port or DEFAULT_PORT
+    # websockets logs every connection with an object repr; ours says who connected and why.
+    logging.getLogger("websockets").setLevel(max(logging.WARNING, logging.getLogger().level))
+    metrics.serve(settings.metrics_port)
+    pool = create_pool(
+        settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+    )
+    try:
+        asyncio.run(run(settings, pool, args.host, port))
+    finally:
+        pool.close()

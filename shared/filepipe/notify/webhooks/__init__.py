@@ -1,0 +1,49 @@
+"""Signed webhooks: tenants' endpoints, durable delivery, SSRF guard, the subscription API.
+
+Follows the Standard Webhooks spec
+(https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md):
+per-endpoint ``whsec_`` secrets, ``webhook-id`` / ``webhook-timestamp`` / ``webhook-signature``
+(HMAC-SHA256, via the ``standardwebhooks`` library), retries with backoff, endpoints disabled
+when they answer 410 or keep failing.
+
+Design (stateless functions, at-least-once everywhere, all state in PostgreSQL):
+
+- The body is the event as structured-mode CloudEvents JSON (``signing.py``); ``webhook-id`` is
+  the CloudEvent id, stable across retries and re-emissions, so receivers dedupe on it.
+- The ``notify`` CloudEvent target, for each ``file.*`` event, inserts one ``webhook_messages``
+  row per subscribed enabled endpoint of ``data.tenant``. The row's key (endpoint, event id)
+  dedupes: a CloudEvent the broker delivers twice adds nothing, and a delivered row is never
+  sent again, so one endpoint gets one successful delivery per event (bar a crash between a 2xx
+  and its commit: then the retry carries the same ``webhook-id``).
+- It then makes the event's first attempts inline and retries up to a few other due rows.
+  Rows are claimed with ``FOR UPDATE SKIP LOCKED`` and a lease (``delivery.py``), so concurrent
+  notify instances never send the same attempt and a crash only delays a row.
+- Retries are rows whose ``next_attempt_at`` is due: they survive restarts. They are driven by
+  every notify invocation and by the ``webhook-retries`` PingSource
+  (``knative/eventing/sources.yaml``, a ``dev.knative.sources.ping`` to notify, every minute;
+  locally the broker emulator's timer), which sweeps due rows within a time budget. A schedule
+  delay is thus a lower bound: a retry runs at the first sweep after it is due.
+- Every attempt is a ``webhook_deliveries`` row (attempt number, status, duration, error),
+  written with the row's new state in one transaction.
+- URLs pass the SSRF guard at registration and before every attempt, which connects to the
+  address the guard checked (``ssrf.py``, ``transport.py``).
+
+Modules: ``ssrf`` (URL and address rules), ``signing`` (secret, payload, headers),
+``transport`` (one pinned POST), ``store`` (endpoints, delivery log), ``delivery`` (the queue),
+``api`` (HTTP routes). Errors: ``errors``.
+"""
+
+from __future__ import annotations
+
+from filepipe.notify.webhooks.api import EVENT_TYPES
+from filepipe.notify.webhooks.delivery import deliver_event, sweep
+from filepipe.notify.webhooks.errors import HostNotFound, UnsafeURL, WebhookError
+
+__all__ = [
+    "EVENT_TYPES",
+    "HostNotFound",
+    "UnsafeURL",
+    "WebhookError",
+    "deliver_event",
+    "sweep",
+]

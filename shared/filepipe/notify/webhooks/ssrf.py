@@ -1,0 +1,180 @@
+"""SSRF guard for webhook URLs: what a receiver URL may be and which addresses it may reach.
+
+The Standard Webhooks spec asks senders not to let webhooks reach internal networks (SSRF):
+https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md
+
+A URL is checked twice: when it is registered (``parse_url`` + ``resolve``) and again before every
+delivery, where ``resolve`` runs anew and the connection goes to the very address it
+checked (see ``transport.py``), so a DNS answer that changes between check and connect
+(rebinding) cannot steer a delivery inside.
+
+Refused: schemes other than http(s), credentials in the URL, hosts that are not DNS names or IP
+literals, and any address that is loopback, private, link-local, multicast, reserved,
+unspecified, shared (100.64.0.0/10) or otherwise not global, for IPv4 and IPv6 alike. An
+IPv4-mapped IPv6 address (``::ffff:a.b.c.d``) is judged as the IPv4 address it reaches; IPv4
+addresses embedded in 6to4, Teredo and NAT64 addresses are judged too. Numeric host forms that
+resolvers read as IPv4 (``2130706433``, ``0x7f000001``, ``0177.0.0.1``, ``127.1``) are parsed
+the way resolvers parse them. A host name is refused if any of its addresses is.
+``allow_loopback`` (development only) lets 127.0.0.0/8 and ::1 through, nothing else.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from filepipe.notify.webhooks.errors import HostNotFound, UnsafeURL
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolver = Callable[..., Sequence[tuple[Any, ...]]]
+"""``socket.getaddrinfo``'s signature; tests inject their own."""
+
+MAX_URL_LENGTH = 2048
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_HOSTNAME = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)(\.(?!-)[a-z0-9_-]{1,63}(?<!-))*\.?$")
+_NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
+_NUMERIC_HOST = re.compile(r"^[0-9a-fx.]+$")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A checked URL, split into what a connection needs."""
+
+    url: str
+    scheme: str
+    host: str
+    """Host name or IP literal, lower-case, without brackets."""
+    port: int
+    path: str
+    """Path and query, as sent in the request line (at least ``/``)."""
+    host_header: str
+    literal: IPAddress | None
+    """The address, if the host is an IP literal (numeric IPv4 forms included)."""
+
+
+def parse_url(url: object) -> Target:
+    """Check the form of a webhook URL (no DNS); raise ``UnsafeURL`` saying what is wrong."""
+    if not isinstance(url, str) or not url:
+        raise UnsafeURL("the URL must be a non-empty string")
+    if len(url) > MAX_URL_LENGTH:
+        raise UnsafeURL(f"the URL must be at most {MAX_URL_LENGTH} characters")
+    if not url.isascii() or any(c <= " " or c in "\\\x7f" for c in url):
+        raise UnsafeURL("the URL must be ASCII without spaces, controls or backslashes (punycode)")
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS:
+        raise UnsafeURL("the URL scheme must be http or https")
+    if "@" in parts.netloc:
+        raise UnsafeURL("the URL must not carry credentials")
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise UnsafeURL("the URL has no host")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise UnsafeURL("the URL's port is not a number between 1 and 65535") from exc
+    if port is None:
+        port = DEFAULT_PORTS[scheme]
+    elif port == 0:
+        raise UnsafeURL("the URL's port is not a number between 1 and 65535")
+    literal = _ip_literal(host, bracketed=parts.netloc.startswith("["))
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return Target(url, scheme, host, port, path, parts.netloc, literal)
+
+
+def _ip_literal(host: str, *, bracketed: bool) -> IPAddress | None:
+    if bracketed:
+        try:
+            return ipaddress.IPv6Address(host)
+        except ValueError as exc:  # zone ids ("%25eth0") land here too
+            raise UnsafeURL("the URL's IPv6 address is invalid") from exc
+    labels = host.rstrip(".").split(".")
+    if _NUMERIC_LABEL.fullmatch(labels[-1]):
+        # A host ending in a number is an IPv4 address in one of the forms inet_aton() reads
+        # (WHATWG URL "ends in a number"); resolvers would read it so, hence so do we.
+        if not _NUMERIC_HOST.fullmatch(host.rstrip(".")):
+            raise UnsafeURL("the URL's host is neither a DNS name nor an IP address")
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host.rstrip(".")))
+        except OSError as exc:
+            raise UnsafeURL("the URL's IPv4 address is invalid") from exc
+    if not _HOSTNAME.fullmatch(host) or len(host) > 253:
+        raise UnsafeURL("the URL's host is not a valid DNS name")
+    return None
+
+
+def check_address(address: IPAddress, *, allow_loopback: bool = False) -> IPAddress:
+    """The address to connect to, if a webhook may reach ``address``; else ``UnsafeURL``."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if allow_loopback and address.is_loopback:
+        return address
+    reason = _forbidden(address)
+    embedded = _embedded_ipv4(address) if isinstance(address, ipaddress.IPv6Address) else None
+    if reason is None and embedded is not None and (inner := _forbidden(embedded)) is not None:
+        reason = f"{inner} (embedded {embedded})"
+    if reason is not None:
+        raise UnsafeURL(f"{address} is a {reason} address; webhooks may only reach public ones")
+    return address
+
+
+def _forbidden(address: IPAddress) -> str | None:
+    checks = (
+        ("loopback", address.is_loopback),
+        ("unspecified", address.is_unspecified),
+        ("link-local", address.is_link_local),
+        ("multicast", address.is_multicast),
+        ("private", address.is_private),
+        ("reserved", address.is_reserved),
+        ("non-global", not address.is_global),
+    )
+    return next((name for name, hit in checks if hit), None)
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def resolve(
+    target: Target, *, allow_loopback: bool = False, resolver: Resolver = socket.getaddrinfo
+) -> list[IPAddress]:
+    """Every address ``target`` resolves to, each checked; ``UnsafeURL`` if any is refused.
+
+    ``HostNotFound`` if the name does not resolve (worth retrying later).
+    """
+    if target.literal is not None:
+        return [check_address(target.literal, allow_loopback=allow_loopback)]
+    try:
+        infos = resolver(target.host, target.port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise HostNotFound(f"cannot resolve {target.host}: {exc}") from exc
+    addresses: list[IPAddress] = []
+    for info in infos:
+        raw = str(info[4][0]).split("%", 1)[0]
+        checked = check_address(ipaddress.ip_address(raw), allow_loopback=allow_loopback)
+        if checked not in addresses:
+            addresses.append(checked)
+    if not addresses:
+        raise HostNotFound(f"{target.host} has no address")
+    return addresses
+
+
+def guard(
+    url: object, *, allow_loopback: bool = False, resolver: Resolver = socket.getaddrinfo
+) -> tuple[Target, list[IPAddress]]:
+    """``parse_url`` then ``resolve``: the target and the checked addresses to connect to."""
+    target = parse_url(url)
+    return target, resolve(target, allow_loopback=allow_loopback, resolver=resolver)

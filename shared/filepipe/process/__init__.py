@@ -1,0 +1,8 @@
+"""The process function: verify uploaded objects, fail dead letters, reconcile.
+
+- ``handler``: routes the CloudEvents it receives (bucket events, dead letters, pings);
+- ``bucket_events``: MinIO/S3 notifications as RabbitmqSource delivers them;
+- ``inspection``: streaming SHA-256, size and content sniffing;
+- ``verify``: the lock, the object read, the verdict and the status changes;
+- ``dead_letters`` and ``reconcile``: where at-least-once delivery ends.
+"""

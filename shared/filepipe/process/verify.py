@@ -1,0 +1,213 @@
+"""Verifying an uploaded object and settling its file as PROCESSED or REJECTED.
+
+For each object-created record: find the file by bucket and key (unknown objects are logged and
+acknowledged), take the file's Redlock, move PENDING → UPLOADED (``file.uploaded``) → PROCESSING,
+stream the object once (SHA-256, size, sniffed type), compare with what was declared and with the
+limits, then PROCESSED (``file.processed``) or REJECTED (``file.rejected``, with the reason). Each
+step is a compare-and-set with its event in the same transaction. A notification for a settled
+file re-publishes its events and changes nothing. Transient failures raise ``DependencyError`` so
+the broker retries; when retries run out the dead-letter sink marks the file FAILED.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from time import perf_counter
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from filepipe import events, logs, mediatypes, metrics, telemetry
+from filepipe.errors import DependencyError
+from filepipe.files import outbox, store
+from filepipe.files.model import FileRow, Status
+from filepipe.files.transitions import Change, Findings, apply
+from filepipe.locks import FileLock
+from filepipe.process.bucket_events import ObjectCreated
+from filepipe.process.inspection import Inspection, inspect, prefetch, sniff
+from filepipe.runtime import Runtime
+from filepipe.storage import readinto_of
+
+log = logging.getLogger(__name__)
+
+SOURCE = "/filepipe/process"
+CHUNK_BYTES = 1024 * 1024
+
+
+class StorageUnavailable(DependencyError):
+    """The object could not be read; retrying later may succeed."""
+
+
+class ConcurrentChange(DependencyError):
+    """The file changed under us (another worker); the broker retries and finds it settled."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: Status
+    reason: str | None
+    content_type: str | None
+
+
+def process_notification(rt: Runtime, record: ObjectCreated) -> Status | None:
+    """Handle one object-created record; returns the file's final status (None: unknown object)."""
+    with rt.pool.connection() as conn:
+        file = store.find_by_object(conn, record.bucket, record.key)
+    if file is None:
+        log.info(
+            "object is not a filepipe upload", extra={"bucket": record.bucket, "key": record.key}
+        )
+        return None
+    logs.bind(file_id=file.id, tenant=file.tenant)
+    attributes = {"filepipe.file_id": str(file.id), "filepipe.tenant": file.tenant}
+    with telemetry.span_from("process file", file.traceparent, attributes=attributes):
+        return _process(rt, file)
+
+
+def _process(rt: Runtime, found: FileRow) -> Status:
+    if found.status.settled:
+        return _republish(rt, found)
+    with FileLock(rt.redis, str(found.id), ttl=rt.settings.lock_ttl) as lock:
+        started = perf_counter()
+        with rt.pool.connection() as conn:
+            file = store.load(conn, found.id)
+        assert file is not None, "files are never deleted while notifications are in flight"
+        if file.status.settled:
+            return _republish(rt, file)
+        file = _start(rt, file)
+        inspection, etag = _read_object(rt, file, on_chunk=lock.keep_alive)
+        verdict = judge(file, inspection, max_bytes=rt.settings.max_upload_bytes)
+        status = _settle(rt, file, inspection, etag, verdict)
+        recorded = metrics.get()
+        recorded.files_settled.labels(status).inc()
+        recorded.processing_duration.labels(status).observe(perf_counter() - started)
+        recorded.processed_bytes.observe(inspection.size)
+        return status
+
+
+def _republish(rt: Runtime, file: FileRow) -> Status:
+    with rt.pool.connection() as conn:
+        ids = outbox.ids_of_file(conn, file.id)
+    outbox.publish(rt.pool, rt.publisher, ids)
+    log.info(
+        "file already settled; events re-published",
+        extra={"file_id": str(file.id), "status": file.status},
+    )
+    return file.status
+
+
+def _step(rt: Runtime, file: FileRow, change: Change) -> FileRow:
+    changed = apply(rt, file, change, source=SOURCE)
+    if changed is None:
+        raise ConcurrentChange(f"file {file.id} changed while moving it to {change.to}")
+    return changed
+
+
+def _start(rt: Runtime, file: FileRow) -> FileRow:
+    """PENDING → UPLOADED → PROCESSING; a PROCESSING file under our lock is a dead worker's."""
+    if file.status == Status.PENDING:
+        file = _step(rt, file, Change(Status.UPLOADED, "object arrived", events.FILE_UPLOADED))
+    if file.status == Status.UPLOADED:
+        return _step(rt, file, Change(Status.PROCESSING, "processing started"))
+    return _step(
+        rt, file, Change(Status.PROCESSING, "processing restarted after an interrupted attempt")
+    )
+
+
+def _read_object(
+    rt: Runtime, file: FileRow, *, on_chunk: Callable[[], None]
+) -> tuple[Inspection, str]:
+    attributes = {"filepipe.bucket": file.bucket, "filepipe.key": file.key}
+    with telemetry.tracer().start_as_current_span("read object", attributes=attributes) as span:
+        inspection, etag = _stream_object(rt, file, on_chunk=on_chunk)
+        span.set_attribute("filepipe.size", inspection.size)
+        return inspection, etag
+
+
+def _stream_object(
+    rt: Runtime, file: FileRow, *, on_chunk: Callable[[], None]
+) -> tuple[Inspection, str]:
+    limit = min(file.declared_size, rt.settings.max_upload_bytes)
+    where = f"s3://{file.bucket}/{file.key}"
+    try:
+        obj = rt.s3.get_object(Bucket=file.bucket, Key=file.key)
+        body = obj["Body"]
+        chunks = prefetch(readinto_of(body), chunk_size=CHUNK_BYTES)
+        try:
+            inspection = inspect(chunks, limit=limit, on_chunk=on_chunk)
+        finally:
+            chunks.close()
+            body.close()
+    except (ClientError, BotoCoreError, OSError) as exc:
+        raise StorageUnavailable(f"cannot read {where}: {exc}") from exc
+    if not inspection.truncated and inspection.size != obj["ContentLength"]:
+        raise StorageUnavailable(
+            f"read {inspection.size} of {obj['ContentLength']} bytes of {where}; retrying"
+        )
+    return inspection, str(obj.get("ETag", "")).strip('"')
+
+
+def judge(file: FileRow, inspection: Inspection, *, max_bytes: int) -> Verdict:
+    """Compare what arrived with what was declared and with the limits (pure)."""
+    declared_size = file.declared_size
+    declared_type = mediatypes.essence(file.declared_content_type)
+    rejected = Status.REJECTED
+    if inspection.truncated and inspection.size > max_bytes:
+        return Verdict(rejected, f"object is larger than the limit of {max_bytes} bytes", None)
+    if inspection.truncated:
+        return Verdict(rejected, f"object is larger than the declared {declared_size} bytes", None)
+    if inspection.size != declared_size:
+        return Verdict(
+            rejected, f"object has {inspection.size} bytes, {declared_size} declared", None
+        )
+    if file.declared_sha256 and inspection.sha256 != file.declared_sha256:
+        return Verdict(
+            rejected,
+            f"sha256 {inspection.sha256} differs from the declared {file.declared_sha256}",
+            None,
+        )
+    detected = sniff(inspection.head, declared_type)
+    if detected != declared_type:
+        return Verdict(rejected, f"content is {detected}, {declared_type} declared", detected)
+    return Verdict(Status.PROCESSED, None, detected)
+
+
+def _settle(
+    rt: Runtime, file: FileRow, inspection: Inspection, etag: str, verdict: Verdict
+) -> Status:
+    findings = Findings(
+        size_bytes=inspection.size,
+        sha256=None if inspection.truncated else inspection.sha256,
+        content_type=verdict.content_type,
+        etag=etag,
+    )
+    if verdict.status == Status.PROCESSED:
+        change = Change(
+            Status.PROCESSED,
+            "verified",
+            events.FILE_PROCESSED,
+            details={
+                "sha256": inspection.sha256,
+                "size": inspection.size,
+                "content_type": verdict.content_type,
+            },
+            findings=findings,
+            processed_at=datetime.now(UTC),
+        )
+    else:
+        change = Change(
+            Status.REJECTED,
+            verdict.reason or "rejected",
+            events.FILE_REJECTED,
+            details={"reason": verdict.reason},
+            findings=findings,
+            error=verdict.reason,
+        )
+    row = _step(rt, file, change)
+    log.info(
+        "file settled",
+        extra={"file_id": str(row.id), "status": row.status, "reason": verdict.reason},
+    )
+    return row.status

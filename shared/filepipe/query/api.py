@@ -1,0 +1,149 @@
+"""The query function's HTTP API: ``GET /files``, ``GET /files/{id}``, ``GET /files/{id}/logs``.
+
+Every route sees only the caller's tenant's files (another tenant's file is a 404). ``GET /files``
+pages newest first with signed keyset cursors (``cursors``); ``GET /files/{id}`` is served
+cache-aside from Redis (``cache``; the API key's tenant is cached too, so a hit touches no
+database) with an ETag from the file's id and version, so ``If-None-Match`` answers 304. The
+API's document is served at ``GET /openapi.json``.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Request, Response
+
+from filepipe import auth, openapi, runtime
+from filepipe.errors import NotFound
+from filepipe.files import representation, store
+from filepipe.web.bodies import iso
+from filepipe.files.store import Position
+from filepipe.query.cache import ReadCache
+from filepipe.query.cursors import CursorCodec, codec_for, scope_digest
+from filepipe.query.params import PARAMETERS, parse_list_query
+from filepipe.runtime import Runtime
+from filepipe.web import Api, Route, json_response
+
+CACHE_CONTROL = "private, no-cache"
+"""Answers are per tenant; clients may keep them but revalidate (ETag) before reuse."""
+
+
+@dataclass(frozen=True)
+class _Services:
+    runtime: Runtime
+    cache: ReadCache
+    cursors: CursorCodec
+
+
+_services: _Services | None = None
+_services_lock = threading.Lock()
+
+
+def _current() -> _Services:
+    """This process's cache and cursor codec, rebuilt whenever the runtime is."""
+    global _services
+    rt = runtime.current()
+    services = _services
+    if services is None or services.runtime is not rt:
+        with _services_lock:
+            services = _services
+            if services is None or services.runtime is not rt:
+                services = _Services(
+                    rt,
+                    ReadCache(rt.redis, rt.settings.cache_ttl),
+                    codec_for(rt.settings.cursor_secret),
+                )
+                _services = services
+    return services
+
+
+def _authenticate(request: Request) -> str:
+    """The caller's tenant: from the cache, else PostgreSQL (then cached)."""
+    services = _current()
+    token = auth.bearer_token(request.headers.get("Authorization"))
+    key_hash = auth.hash_key(token)
+    tenant = services.cache.key_tenant(key_hash)
+    if tenant is None:
+        tenant = auth.authenticate(services.runtime.pool, token)
+        services.cache.store_key(key_hash, tenant)
+    return tenant
+
+
+def get_files(request: Request, tenant: str) -> Response:
+    services = _current()
+    query = parse_list_query(request.args)
+    scope = scope_digest(tenant, query.filters.canonical())
+    after = services.cursors.decode(query.cursor, scope) if query.cursor else None
+    with services.runtime.pool.connection() as conn:
+        files = store.list_page(conn, tenant, query.filters, limit=query.limit + 1, after=after)
+    page = files[: query.limit]
+    next_cursor = None
+    if len(files) > query.limit:
+        last = page[-1]
+        next_cursor = services.cursors.encode(Position(last.created_at, last.id), scope)
+    return json_response(
+        {"items": [representation(file) for file in page], "next_cursor": next_cursor},
+        headers={"Cache-Control": CACHE_CONTROL},
+    )
+
+
+def get_file(request: Request, tenant: str, file_id: uuid.UUID) -> Response:
+    services = _current()
+    cached = services.cache.lookup(file_id)
+    if cached.file is not None:
+        # Another tenant's cached file gets the same answer as a missing one.
+        file = cached.file if cached.file_tenant == tenant else None
+    else:
+        with services.runtime.pool.connection() as conn:
+            row = store.get(conn, tenant, file_id)
+        file = representation(row) if row is not None else None
+        if file is not None and cached.guard is not None:
+            services.cache.store_file(file_id, tenant, file, cached.guard)
+    if file is None:
+        raise NotFound(f"no file {file_id}")
+    tag = etag(file)
+    headers = {"ETag": f'"{tag}"', "Cache-Control": CACHE_CONTROL}
+    if request.if_none_match.contains_weak(tag):
+        return Response(status=304, headers=headers)
+    return json_response(file, headers=headers)
+
+
+def get_file_logs(request: Request, tenant: str, file_id: uuid.UUID) -> Response:
+    with _current().runtime.pool.connection() as conn:
+        rows = store.logs(conn, tenant, file_id)
+    if rows is None:
+        raise NotFound(f"no file {file_id}")
+    return json_response(
+        {"file_id": str(file_id), "items": [_log_entry(row) for row in rows]},
+        headers={"Cache-Control": CACHE_CONTROL},
+    )
+
+
+def etag(file: dict[str, Any]) -> str:
+    """The entity tag of a file representation: its id and version (bumped by every change)."""
+    return f"{file['id']}.v{file['version']}"
+
+
+def _log_entry(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "from_status": row["from_status"],
+        "to_status": row["to_status"],
+        "message": row["message"],
+        "trace_id": row["trace_id"],
+        "created_at": iso(row["created_at"]),
+    }
+
+
+api = Api(
+    [
+        Route("GET", "/files", get_files, query=PARAMETERS),
+        Route("GET", "/files/{file_id}", get_file),
+        Route("GET", "/files/{file_id}/logs", get_file_logs),
+        Route("GET", "/openapi.json", lambda request: openapi.response("query"), public=True),
+    ],
+    authenticate=_authenticate,
+)

@@ -1,0 +1,163 @@
+"""Redis cache-aside for the query function: file representations and API-key → tenant lookups.
+
+A cached ``GET /files/{id}`` costs two Redis round trips (the caller's key, then the file's entry
+and guard in one ``MGET``) and no PostgreSQL at all.
+
+- Files: ``{"tenant", "file"}`` JSON under ``filepipe.files.cache.entry_key``, TTL
+  ``FILEPIPE_CACHE_TTL`` (a safety net). The tenant is checked on every hit, so a cached answer
+  never reaches another tenant. Writers invalidate right after committing
+  (``filepipe.files.cache.invalidate``): it bumps the file's *guard* counter and deletes the
+  entry. A reader notes the guard before reading PostgreSQL and stores what it read only if the
+  guard is unchanged (one Lua script), so a read that raced a change can't put the old row back.
+- API keys: the tenant of a valid key under ``filepipe:apikey:v1:<sha256 of the key>`` (the hash
+  PostgreSQL stores; never the key), for at most ``KEY_TTL_SECONDS``. Whoever revokes a key
+  calls ``forget_api_key(redis, key_hash)``; otherwise a revoked key keeps reading for at most
+  that long.
+
+Redis is an optimisation: when it fails, reads go to PostgreSQL, failures are logged, the cache
+is skipped for a few seconds, and ``forget_api_key`` never raises. A TTL of 0 turns the cache off.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from redis.exceptions import RedisError
+
+from filepipe import metrics
+from filepipe.files.cache import entry_key, guard_key
+
+log = logging.getLogger(__name__)
+
+KEY_TTL_SECONDS = 60.0
+"""The longest an API key's tenant is cached (bounds how long a revocation may take)."""
+RETRY_AFTER_SECONDS = 5.0
+"""How long the cache is skipped after a Redis failure."""
+
+_KEY_PREFIX = "filepipe:apikey:v1:"
+_STORE_IF_UNCHANGED = """
+if (redis.call('GET', KEYS[2]) or '') == ARGV[1] then
+    redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+    return 1
+end
+return 0
+"""
+
+
+class RedisLike(Protocol):
+    """The part of ``redis.Redis`` the cache uses."""
+
+    def get(self, name: Any) -> Any: ...
+
+    def mget(self, keys: Any, *args: Any) -> Any: ...
+
+    def set(self, name: Any, value: Any, *args: Any, **kwargs: Any) -> Any: ...
+
+    def delete(self, *names: Any) -> Any: ...
+
+    def eval(self, script: str, numkeys: int, *keys_and_args: Any) -> Any: ...
+
+
+def api_key_entry(key_hash: bytes) -> str:
+    return f"{_KEY_PREFIX}{key_hash.hex()}"
+
+
+def forget_api_key(redis: RedisLike, key_hash: bytes) -> None:
+    """Drop a key's cached tenant; call right after revoking it. Never raises."""
+    try:
+        redis.delete(api_key_entry(key_hash))
+    except RedisError as exc:
+        log.error("cached key not forgotten; it expires with its TTL", extra={"error": str(exc)})
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """What the cache holds of a file: its entry, and the guard to store a miss under."""
+
+    file_tenant: str | None = None
+    file: dict[str, Any] | None = None
+    guard: str | None = None
+    """``None`` when Redis was not asked or failed: a miss must not be stored."""
+
+
+class ReadCache:
+    """Cache-aside of file representations and key lookups; one per process (it remembers
+    Redis failures)."""
+
+    def __init__(self, redis: RedisLike, ttl: float) -> None:
+        self._redis = redis
+        self._ttl_ms = int(ttl * 1000)
+        self._key_ttl_ms = int(min(ttl, KEY_TTL_SECONDS) * 1000)
+        self._skip_until = 0.0
+
+    @property
+    def enabled(self) -> bool:
+        return self._ttl_ms > 0 and time.monotonic() >= self._skip_until
+
+    def key_tenant(self, key_hash: bytes) -> str | None:
+        """The cached tenant of an API key, if any."""
+        if not self.enabled:
+            return None
+        try:
+            value = self._redis.get(api_key_entry(key_hash))
+        except RedisError as exc:
+            self._failed("read", exc)
+            return None
+        metrics.get().cache_lookups.labels("api_key", "miss" if value is None else "hit").inc()
+        return None if value is None else bytes(value).decode()
+
+    def lookup(self, file_id: uuid.UUID) -> Lookup:
+        """The file's entry and guard: one round trip."""
+        if not self.enabled:
+            return Lookup()
+        try:
+            raw, guard = self._redis.mget([entry_key(file_id), guard_key(file_id)])
+        except RedisError as exc:
+            self._failed("read", exc)
+            return Lookup()
+        guard = guard.decode() if guard is not None else ""
+        metrics.get().cache_lookups.labels("file", "miss" if raw is None else "hit").inc()
+        if raw is None:
+            return Lookup(guard=guard)
+        try:
+            entry = json.loads(raw)
+            tenant, file = str(entry["tenant"]), dict(entry["file"])
+        except (ValueError, KeyError, TypeError):
+            log.warning("unreadable cache entry ignored", extra={"file_id": str(file_id)})
+            return Lookup(guard=guard)
+        return Lookup(file_tenant=tenant, file=file, guard=guard)
+
+    def store_file(self, file_id: uuid.UUID, tenant: str, file: dict[str, Any], guard: str) -> bool:
+        """Cache ``file`` unless it changed since ``guard`` was read; whether it was stored."""
+        if not self.enabled:
+            return False
+        entry = json.dumps({"tenant": tenant, "file": file}, separators=(",", ":"))
+        names_and_args = (entry_key(file_id), guard_key(file_id), guard, entry, self._ttl_ms)
+        try:
+            stored = self._redis.eval(_STORE_IF_UNCHANGED, 2, *names_and_args)
+        except RedisError as exc:
+            self._failed("write", exc)
+            return False
+        return bool(stored)
+
+    def store_key(self, key_hash: bytes, tenant: str) -> None:
+        """Remember the tenant of a key PostgreSQL has just accepted."""
+        if not self.enabled:
+            return
+        try:
+            self._redis.set(api_key_entry(key_hash), tenant, px=self._key_ttl_ms)
+        except RedisError as exc:
+            self._failed("write", exc)
+
+    def _failed(self, what: str, exc: RedisError) -> None:
+        self._skip_until = time.monotonic() + RETRY_AFTER_SECONDS
+        log.warning(
+            "cache %s failed; answering from PostgreSQL",
+            what,
+            extra={"error": str(exc), "retry_after": RETRY_AFTER_SECONDS},
+        )

@@ -1,0 +1,41 @@
+"""Start-up of a function's functions-framework app: logs, tracing, metrics and the HTTP edge.
+
+``start_function()`` is the one call a ``functions/*/main.py`` makes at module level: the
+functions-framework loads that module inside its new app's context, so the app (whose name is the
+target) is set up before it serves a request: every refusal of the framework itself (its 404s,
+405s, a request that is not a CloudEvent, a crash) answers problem+json through the one mapping,
+and the request limits hold before anything reads a body.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, Response, current_app, request
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from filepipe import metrics, runtime
+from filepipe.web.limits import RequestLimits
+from filepipe.web.problems import response_for
+
+
+def start_function() -> None:
+    """Set up the functions-framework app being created (call it from ``main.py``).
+
+    In multiprocess mode, also serves ``/metrics`` from gunicorn's master, before the fork
+    (see ``filepipe.metrics``).
+    """
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    settings = runtime.start(app.name, app)
+    app.register_error_handler(HTTPException, _framework_error)
+    app.register_error_handler(InternalServerError, _crash)
+    app.wsgi_app = RequestLimits(  # type: ignore[method-assign]
+        app.wsgi_app, max_body_bytes=settings.max_request_bytes
+    )
+    metrics.serve_before_fork(settings.metrics_port)
+
+
+def _framework_error(error: HTTPException) -> Response:
+    return response_for(error, request.path)
+
+
+def _crash(error: InternalServerError) -> Response:
+    return response_for(error.original_exception or error, request.path)

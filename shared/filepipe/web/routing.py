@@ -1,0 +1,154 @@
+"""Routing of an HTTP function's requests: werkzeug ``Map``/``Rule``, authentication, parameters.
+
+One ``Api`` per function. For every request it:
+
+1. matches the path and method (no match: 404; another method: 405 with ``Allow``);
+2. authenticates the caller unless the route is public (401 comes before any 400);
+3. refuses malformed path ids (a UUID in canonical form) and query parameters the route does not
+   take, given twice or empty: 400, the same rule on every route;
+4. calls the handler with the request, the caller's ``tenant`` and the path's ids (``UUID``);
+5. answers any exception with its problem (``filepipe.web.problems``), and counts the request
+   (``filepipe_http_requests_total`` by route pattern, method and status) and its latency.
+
+Paths are written as in the OpenAPI document (``/files/{file_id}``), which is also the metrics'
+``route`` label; every ``{name}`` is an id.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from time import perf_counter
+from typing import Any
+
+from flask import Request, Response
+from werkzeug.datastructures import MultiDict
+from werkzeug.routing import BaseConverter, Map, Rule
+
+from filepipe import logs, metrics, telemetry
+from filepipe.errors import BadRequest
+from filepipe.web.problems import response_for
+
+Handler = Callable[..., Response]
+Authenticator = Callable[[Request], str]
+"""Resolves the caller's credentials to its tenant, or raises ``Unauthorized``."""
+
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_PARAMETER = re.compile(r"\{(\w+)\}")
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """A path segment where an id was expected that is not one."""
+
+    value: str
+
+
+class IdConverter(BaseConverter):
+    """Any one path segment; a canonical UUID becomes a ``UUID``, anything else ``Malformed``."""
+
+    def to_python(self, value: str) -> uuid.UUID | Malformed:
+        try:
+            parsed = uuid.UUID(value)
+        except ValueError:
+            return Malformed(value)
+        return parsed if str(parsed) == value.lower() else Malformed(value)
+
+    def to_url(self, value: Any) -> str:
+        return str(value)
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    """As in the OpenAPI document: ``/files/{file_id}``."""
+    handler: Handler = field(compare=False)
+    query: frozenset[str] = frozenset()
+    """The query parameters the route takes; any other is a 400."""
+    public: bool = False
+    """No authentication (the handler gets no ``tenant``)."""
+
+
+class Api:
+    """The HTTP edge of one function: ``api(request)`` is its functions-framework target body."""
+
+    def __init__(self, routes: Sequence[Route], *, authenticate: Authenticator) -> None:
+        self.routes = tuple(routes)
+        self._authenticate = authenticate
+        self._map = Map(
+            [
+                Rule(_PARAMETER.sub(r"<id:\1>", route.path), endpoint=route, methods=[route.method])
+                for route in routes
+            ],
+            converters={"id": IdConverter},
+            strict_slashes=False,
+            merge_slashes=False,
+        )
+
+    def __call__(self, request: Request) -> Response:
+        start = perf_counter()
+        matched: list[str] = [metrics.UNMATCHED_ROUTE]
+        with logs.bound():
+            try:
+                response = self._dispatch(request, matched)
+            except Exception as exc:  # noqa: BLE001 - the one boundary: every error is a problem
+                response = response_for(exc, request.path)
+        method = request.method if request.method in KNOWN_METHODS else "OTHER"
+        recorded = metrics.get()
+        recorded.http_requests.labels(matched[0], method, str(response.status_code)).inc()
+        recorded.http_request_duration.labels(matched[0], method).observe(perf_counter() - start)
+        return response
+
+    def _dispatch(self, request: Request, matched: list[str]) -> Response:
+        route, params = self._map.bind_to_environ(request.environ).match()
+        assert isinstance(route, Route)
+        matched[0] = route.path
+        telemetry.name_request(request.method, route.path)
+        if not route.public:
+            params["tenant"] = self._authenticate(request)
+        refuse_malformed(params, request.args, route.query)
+        return route.handler(request, **params)
+
+
+def refuse_malformed(
+    params: dict[str, Any], args: MultiDict[str, str], accepted: frozenset[str]
+) -> None:
+    """A 400 listing every malformed id and every unknown, repeated or empty query parameter."""
+    errors = [
+        {"field": name, "message": "not a UUID"}
+        for name, value in params.items()
+        if isinstance(value, Malformed)
+    ]
+    for name in sorted(set(args)):
+        if name not in accepted:
+            errors.append({"field": name[:80], "message": "unknown parameter"})
+        elif len(args.getlist(name)) > 1:
+            errors.append({"field": name, "message": "given more than once"})
+        elif not args[name]:
+            errors.append({"field": name, "message": "must not be empty"})
+    if errors:
+        raise BadRequest("the request's path or query parameters are invalid", errors=errors)
+
+
+def parse_bounded_int(value: str, *, low: int, high: int) -> int | None:
+    """``value`` as a decimal integer from ``low`` to ``high`` (ASCII digits only), else ``None``."""
+    if not (value.isascii() and value.isdigit() and len(value) <= 9):
+        return None
+    number = int(value)
+    return number if low <= number <= high else None
+
+
+def bounded_int(name: str, value: str | None, *, low: int, high: int, default: int) -> int:
+    """A query parameter that is a decimal integer from ``low`` to ``high``, or a 400."""
+    if value is None:
+        return default
+    number = parse_bounded_int(value, low=low, high=high)
+    if number is None:
+        raise BadRequest(
+            f"{name} must be an integer from {low} to {high}",
+            errors=[{"field": name, "message": f"must be an integer from {low} to {high}"}],
+        )
+    return number
