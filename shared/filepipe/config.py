@@ -3,11 +3,13 @@
 Every environment variable filepipe reads is named in this module. ``Settings.from_env`` is the
 only place that reads them; nothing reads the environment at import time. Explicit arguments
 (``dataclasses.replace`` or the constructor) beat the environment, which beats the defaults.
+``repr(settings)`` shows no password or secret: URLs go through ``redact_url``.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
@@ -66,9 +68,26 @@ DEFAULT_ALLOWED_CONTENT_TYPES = (
 )
 
 
+_URL_PASSWORD = re.compile(
+    # scheme://user:password@host: the password runs to the authority's last "@" (as urlsplit
+    # reads it), so an unencoded "@" in it is masked too.
+    r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:]*:)[^\s/?#]+(?=@)"
+)
+_QUERY_PASSWORD = re.compile(r"([?&](?:ssl)?password=)[^&#\s]+", re.I)
+"""libpq also takes the password as a query parameter of the URL."""
+
+
+def redact_url(url: str) -> str:
+    """``url`` (or any text with URLs in it) with each password replaced by ``***``:
+    ``postgresql://app:s3cret@db/x`` → ``postgresql://app:***@db/x``."""
+    return _QUERY_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***", url))
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Everything a filepipe function needs to know about its surroundings."""
+    """Everything a filepipe function needs to know about its surroundings.
+
+    ``repr`` masks URL passwords and shows the ``repr=False`` (secret) fields as ``***``."""
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/filepipe"
     db_pool_min: int = 1
@@ -129,6 +148,17 @@ class Settings:
             raise ConfigError(f"{GATEWAY_QUEUE_SIZE} must be at least 1")
         if not 0 <= self.metrics_port <= 65535:
             raise ConfigError(f"{METRICS_PORT} must be a port number (0 disables)")
+
+    def __repr__(self) -> str:
+        shown = []
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            if not spec.repr and value is not None:
+                value = "***"
+            elif isinstance(value, str):
+                value = redact_url(value)
+            shown.append(f"{spec.name}={value!r}")
+        return f"{type(self).__name__}({', '.join(shown)})"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
