@@ -118,8 +118,9 @@ class Settings:
     reconcile_batch: int = 200
     cache_ttl: float = 300.0
     cursor_secret: str | None = field(default=None, repr=False)
-    webhook_retry_schedule: tuple[str, ...] = ("1", "5", "30", "120", "600")
-    """Seconds to wait before each retry of a failed webhook delivery."""
+    webhook_retry_schedule: tuple[float, ...] = (1.0, 5.0, 30.0, 120.0, 600.0)
+    """Seconds to wait before retry 1, 2, … of a failed webhook delivery (comma list in the
+    environment); its length is the number of retries."""
     webhook_timeout: float = 5.0
     webhook_max_failures: int = 20
     """Consecutive failed deliveries after which an endpoint is disabled."""
@@ -232,6 +233,8 @@ def _parse(name: str, raw: str, annotation: object) -> object:
         return _float(name, raw)
     if kind == "tuple[str, ...]":
         return tuple(item.strip() for item in raw.split(",") if item.strip())
+    if kind == "tuple[float, ...]":
+        return tuple(_float(name, item.strip()) for item in raw.split(",") if item.strip())
     raise TypeError(f"Settings has no parser for {annotation}")
 
 
@@ -295,6 +298,9 @@ def _validate(s: Settings) -> None:
         ("lock_ttl", _positive(s.lock_ttl), "must be a number of seconds > 0"),
         ("reconcile_grace", _non_negative(s.reconcile_grace), "must be a number of seconds >= 0"),
         ("cache_ttl", _non_negative(s.cache_ttl), "must be a number of seconds >= 0"),
+        ("webhook_retry_schedule", bool(s.webhook_retry_schedule), "must name at least one delay"),
+        ("webhook_retry_schedule", all(map(_retry_delay, s.webhook_retry_schedule)),
+         "delays must each be between 0 and 7 days (seconds, 0 <= delay < 604800)"),
         ("allowed_content_types", bool(s.allowed_content_types), "must name at least one type"),
         ("allowed_content_types", all(map(_MEDIA_RANGE.fullmatch, s.allowed_content_types)),
          "entries must each be type/subtype, type/* or */* (RFC 6838 names, no parameters)"),
@@ -323,6 +329,10 @@ def _positive(seconds: float) -> bool:
 
 def _non_negative(seconds: float) -> bool:
     return math.isfinite(seconds) and seconds >= 0
+
+
+def _retry_delay(seconds: float) -> bool:
+    return math.isfinite(seconds) and 0 <= seconds < 7 * 24 * 3600
 
 
 def _token(value: str | None) -> bool:

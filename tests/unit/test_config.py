@@ -26,7 +26,7 @@ def test_environment_is_parsed_by_type() -> None:
         }
     )
     assert settings.webhook_allow_loopback is True
-    assert settings.webhook_retry_schedule == ("0.1", "0.2")
+    assert settings.webhook_retry_schedule == (0.1, 0.2)
     assert settings.max_upload_bytes == 2048
     assert settings.allowed_content_types == ("image/png", "text/*")
     assert settings.publish_timeout == 0.5
