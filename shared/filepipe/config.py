@@ -52,10 +52,13 @@ METRICS_PORT = "FILEPIPE_METRICS_PORT"
 OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
 K_SERVICE = "K_SERVICE"
 PORT = "PORT"
-"""The port a server entry point listens on (Knative sets it); read by ``filepipe.gateway``."""
+"""The port a server entry point listens on (Knative sets it): ``Settings.port``."""
+MAX_REQUEST_BYTES = "FILEPIPE_MAX_REQUEST_BYTES"
 
 S3_SINGLE_PUT_LIMIT = 5 * 1024**3
 """S3 and MinIO refuse a single PUT above 5 GiB, so a presigned PUT can't be larger."""
+MAX_REQUEST_BYTES_RANGE = (1024, 64 * 1024**2)
+"""``max_request_bytes`` may be set between 1 KiB and 64 MiB."""
 SIGV4_MAX_EXPIRES = 7 * 24 * 3600
 """A SigV4 presigned URL is valid for at most 7 days."""
 
@@ -134,6 +137,11 @@ class Settings:
     """The service name in logs and traces (Knative sets ``K_SERVICE``); else the entry point's."""
     metrics_port: int = 0
     """Where ``/metrics`` is served (by convention the function's port + 1000); 0 disables."""
+    port: int | None = None
+    """The port a server listens on (``PORT``, set by Knative); None: the entry point's default."""
+    max_request_bytes: int = 256 * 1024
+    """The largest request body an HTTP or CloudEvents function accepts (413 beyond it), enforced
+    from ``Content-Length`` before the body is read."""
 
     def __post_init__(self) -> None:
         for spec in fields(self):
@@ -202,6 +210,8 @@ _ENV_NAMES = {
     "otlp_endpoint": OTLP_ENDPOINT,
     "service_name": K_SERVICE,
     "metrics_port": METRICS_PORT,
+    "port": PORT,
+    "max_request_bytes": MAX_REQUEST_BYTES,
 }
 
 
@@ -280,6 +290,7 @@ def _validate(s: Settings) -> None:
     for name, schemes in _URL_SCHEMES.items():
         _url(name, getattr(s, name), schemes)
     levels = logging.getLevelNamesMapping()
+    low, high = MAX_REQUEST_BYTES_RANGE
     bucket = s.s3_bucket
     checks = [
         ("db_pool_min", s.db_pool_min >= 0, "must be at least 0"),
@@ -293,6 +304,11 @@ def _validate(s: Settings) -> None:
         ("upload_url_expires", 1 <= s.upload_url_expires <= SIGV4_MAX_EXPIRES,
          f"must be between 1 and {SIGV4_MAX_EXPIRES} seconds (7 days, SigV4)"),
         ("metrics_port", 0 <= s.metrics_port <= 65535, "must be a TCP port, or 0 (disabled)"),
+        ("metrics_port", s.metrics_port == 0 or s.metrics_port != s.port,
+         f"must differ from {PORT}"),
+        ("port", s.port is None or 1 <= s.port <= 65535, "must be a TCP port (1-65535)"),
+        ("max_request_bytes", low <= s.max_request_bytes <= high,
+         f"must be between {low} (1 KiB) and {high} (64 MiB) bytes"),
         ("publish_timeout", _positive(s.publish_timeout), "must be a number of seconds > 0"),
         ("webhook_timeout", _positive(s.webhook_timeout), "must be a number of seconds > 0"),
         ("lock_ttl", _positive(s.lock_ttl), "must be a number of seconds > 0"),

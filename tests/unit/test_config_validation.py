@@ -55,6 +55,10 @@ def test_the_local_environment_is_valid() -> None:
         ("FILEPIPE_CURSOR_SECRET", "0123456789abcdef"),
         ("FILEPIPE_LOG_LEVEL", "warning"),
         ("FILEPIPE_WEBHOOK_RETRY_SCHEDULE", "0"),
+        ("PORT", "1"),
+        ("PORT", "65535"),
+        ("FILEPIPE_MAX_REQUEST_BYTES", "1024"),
+        ("FILEPIPE_MAX_REQUEST_BYTES", str(64 * 1024 * 1024)),
         ("FILEPIPE_WEBHOOK_RETRY_SCHEDULE", "0.05, 1e3, 604799.5"),
     ],
 )
@@ -91,6 +95,12 @@ def test_valid_values_are_accepted(name: str, value: str) -> None:
         ("FILEPIPE_GATEWAY_QUEUE_SIZE", "0", "at least 1"),
         ("FILEPIPE_DB_POOL_MIN", "-1", "at least 0"),
         ("FILEPIPE_METRICS_PORT", "65536", "TCP port"),
+        ("PORT", "0", "TCP port (1-65535)"),
+        ("PORT", "65536", "TCP port (1-65535)"),
+        ("PORT", "http", "not a whole number"),
+        ("FILEPIPE_MAX_REQUEST_BYTES", "1023", "between 1024 (1 KiB) and 67108864 (64 MiB)"),
+        ("FILEPIPE_MAX_REQUEST_BYTES", str(64 * 1024 * 1024 + 1), "between 1024"),
+        ("FILEPIPE_MAX_REQUEST_BYTES", "256k", "not a whole number"),
         ("FILEPIPE_MAX_UPLOAD_BYTES", "0", "between 1 and"),
         ("FILEPIPE_UPLOAD_URL_EXPIRES", "604801", "7 days"),
         ("FILEPIPE_LOG_LEVEL", "verbose", "must be one of CRITICAL"),
@@ -128,6 +138,19 @@ def test_invalid_values_name_the_variable_and_the_rule(name: str, value: str, ru
     with pytest.raises(ConfigError) as caught:
         Settings.from_env({name: value})
     assert str(caught.value).startswith(name) and rule in str(caught.value)
+
+
+def test_port_and_request_limit_are_read_from_the_environment() -> None:
+    settings = Settings.from_env({"PORT": "8080", "FILEPIPE_MAX_REQUEST_BYTES": "1048576"})
+    assert settings.port == 8080 and settings.max_request_bytes == 1024 * 1024
+    defaults = Settings.from_env({})
+    assert defaults.port is None and defaults.max_request_bytes == 256 * 1024
+
+
+def test_metrics_port_must_differ_from_the_server_port() -> None:
+    with pytest.raises(ConfigError, match=r"^FILEPIPE_METRICS_PORT must differ from PORT"):
+        Settings.from_env({"PORT": "8080", "FILEPIPE_METRICS_PORT": "8080"})
+    assert Settings.from_env({"PORT": "8080", "FILEPIPE_METRICS_PORT": "9080"}).port == 8080
 
 
 def test_the_pool_minimum_must_not_exceed_the_maximum() -> None:
