@@ -12,7 +12,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from urllib.parse import urlsplit
 
@@ -215,16 +215,6 @@ _ENV_NAMES = {
 }
 
 
-_KINDS = {
-    "str": "a string",
-    "bool": "a boolean",
-    "int": "a whole number",
-    "float": "a number",
-    "tuple[str, ...]": "a tuple of strings",
-    "tuple[float, ...]": "a tuple of numbers",
-}
-
-
 def _parse(name: str, raw: str, annotation: object) -> object:
     kind = str(annotation).removesuffix(" | None")
     if kind == "str":
@@ -262,27 +252,39 @@ def _check_type(name: str, value: object, annotation: str) -> None:
     kind = annotation.removesuffix(" | None")
     if value is None and kind != annotation:
         return
-    if kind == "str":
-        ok = isinstance(value, str)
-    elif kind == "bool":
-        ok = isinstance(value, bool)
-    elif kind == "int":
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif kind == "float":
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-    elif kind == "tuple[str, ...]":
-        ok = isinstance(value, tuple) and all(isinstance(item, str) for item in value)
-    elif kind == "tuple[float, ...]":
-        ok = isinstance(value, tuple) and all(
-            isinstance(item, int | float) and not isinstance(item, bool) for item in value
-        )
-    else:
-        raise TypeError(f"Settings has no check for {annotation}")
-    if not ok:
-        shown = f" {value!r}" if isinstance(value, int | float) else ""
+    described, check = _KINDS[kind]
+    if not check(value):
+        shown = f" {value!r}" if _is_number(value) else ""
         raise ConfigError(
-            f"{_ENV_NAMES[name]} must be {_KINDS[kind]}, not {type(value).__name__}{shown}"
+            f"{_ENV_NAMES[name]} must be {described}, not {type(value).__name__}{shown}"
         )
+
+
+def _is_str(value: object) -> bool:
+    return isinstance(value, str)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _tuple_of(check: Callable[[object], bool]) -> Callable[[object], bool]:
+    return lambda value: isinstance(value, tuple) and all(map(check, value))
+
+
+_KINDS: dict[str, tuple[str, Callable[[object], bool]]] = {
+    "str": ("a string", _is_str),
+    "bool": ("a boolean", lambda value: isinstance(value, bool)),
+    "int": ("a whole number", _is_int),
+    "float": ("a number", _is_number),
+    "tuple[str, ...]": ("a tuple of strings", _tuple_of(_is_str)),
+    "tuple[float, ...]": ("a tuple of numbers", _tuple_of(_is_number)),
+}
+"""Each field type: how errors describe it, and the check of a value given to the constructor."""
 
 
 def _validate(s: Settings) -> None:
