@@ -3,13 +3,18 @@
 Every environment variable filepipe reads is named in this module. ``Settings.from_env`` is the
 only place that reads them; nothing reads the environment at import time. Explicit arguments
 (``dataclasses.replace`` or the constructor) beat the environment, which beats the defaults.
+``repr(settings)`` shows no password or secret: URLs go through ``redact_url``.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from urllib.parse import urlsplit
 
 from filepipe.errors import ConfigError
 
@@ -47,10 +52,15 @@ METRICS_PORT = "FILEPIPE_METRICS_PORT"
 OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
 K_SERVICE = "K_SERVICE"
 PORT = "PORT"
-"""The port a server entry point listens on (Knative sets it); read by ``filepipe.gateway``."""
+"""The port a server entry point listens on (Knative sets it): ``Settings.port``."""
+MAX_REQUEST_BYTES = "FILEPIPE_MAX_REQUEST_BYTES"
 
 S3_SINGLE_PUT_LIMIT = 5 * 1024**3
 """S3 and MinIO refuse a single PUT above 5 GiB, so a presigned PUT can't be larger."""
+MAX_REQUEST_BYTES_RANGE = (1024, 64 * 1024**2)
+"""``max_request_bytes`` may be set between 1 KiB and 64 MiB."""
+SIGV4_MAX_EXPIRES = 7 * 24 * 3600
+"""A SigV4 presigned URL is valid for at most 7 days."""
 
 DEFAULT_ALLOWED_CONTENT_TYPES = (
     "application/pdf",
@@ -66,9 +76,26 @@ DEFAULT_ALLOWED_CONTENT_TYPES = (
 )
 
 
+_URL_PASSWORD = re.compile(
+    # scheme://user:password@host: the password runs to the authority's last "@" (as urlsplit
+    # reads it), so an unencoded "@" in it is masked too.
+    r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:]*:)[^\s/?#]+(?=@)"
+)
+_QUERY_PASSWORD = re.compile(r"([?&](?:ssl)?password=)[^&#\s]+", re.I)
+"""libpq also takes the password as a query parameter of the URL."""
+
+
+def redact_url(url: str) -> str:
+    """``url`` (or any text with URLs in it) with each password replaced by ``***``:
+    ``postgresql://app:s3cret@db/x`` → ``postgresql://app:***@db/x``."""
+    return _QUERY_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***", url))
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Everything a filepipe function needs to know about its surroundings."""
+    """Everything a filepipe function needs to know about its surroundings.
+
+    ``repr`` masks URL passwords and shows the ``repr=False`` (secret) fields as ``***``."""
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/filepipe"
     db_pool_min: int = 1
@@ -94,8 +121,9 @@ class Settings:
     reconcile_batch: int = 200
     cache_ttl: float = 300.0
     cursor_secret: str | None = field(default=None, repr=False)
-    webhook_retry_schedule: tuple[str, ...] = ("1", "5", "30", "120", "600")
-    """Seconds to wait before each retry of a failed webhook delivery."""
+    webhook_retry_schedule: tuple[float, ...] = (1.0, 5.0, 30.0, 120.0, 600.0)
+    """Seconds to wait before retry 1, 2, … of a failed webhook delivery (comma list in the
+    environment); its length is the number of retries."""
     webhook_timeout: float = 5.0
     webhook_max_failures: int = 20
     """Consecutive failed deliveries after which an endpoint is disabled."""
@@ -109,26 +137,31 @@ class Settings:
     """The service name in logs and traces (Knative sets ``K_SERVICE``); else the entry point's."""
     metrics_port: int = 0
     """Where ``/metrics`` is served (by convention the function's port + 1000); 0 disables."""
+    port: int | None = None
+    """The port a server listens on (``PORT``, set by Knative); None: the entry point's default."""
+    max_request_bytes: int = 256 * 1024
+    """The largest request body an HTTP or CloudEvents function accepts (413 beyond it), enforced
+    from ``Content-Length`` before the body is read."""
 
     def __post_init__(self) -> None:
-        if not 1 <= self.max_upload_bytes <= S3_SINGLE_PUT_LIMIT:
-            raise ConfigError(
-                f"{MAX_UPLOAD_BYTES} must be between 1 and {S3_SINGLE_PUT_LIMIT} (one S3 PUT)"
-            )
-        if not 1 <= self.upload_url_expires <= 7 * 24 * 3600:
-            raise ConfigError(f"{UPLOAD_URL_EXPIRES} must be between 1 s and 7 days (SigV4)")
-        if not self.allowed_content_types:
-            raise ConfigError(f"{ALLOWED_CONTENT_TYPES} must name at least one type")
-        if self.lock_ttl <= 0 or self.reconcile_grace < 0 or self.reconcile_batch < 1:
-            raise ConfigError(
-                f"{LOCK_TTL} must be > 0, {RECONCILE_GRACE} >= 0, {RECONCILE_BATCH} >= 1"
-            )
-        if self.db_pool_min < 0 or self.db_pool_max < max(1, self.db_pool_min):
-            raise ConfigError(f"{DB_POOL_MAX} must be at least 1 and at least {DB_POOL_MIN}")
-        if self.gateway_queue_size < 1:
-            raise ConfigError(f"{GATEWAY_QUEUE_SIZE} must be at least 1")
-        if not 0 <= self.metrics_port <= 65535:
-            raise ConfigError(f"{METRICS_PORT} must be a port number (0 disables)")
+        for spec in fields(self):
+            _check_type(spec.name, getattr(self, spec.name), str(spec.type))
+        # Level names and media types are case-insensitive; consumers compare them normalized.
+        object.__setattr__(self, "log_level", self.log_level.upper())
+        types = tuple(entry.lower() for entry in self.allowed_content_types)
+        object.__setattr__(self, "allowed_content_types", types)
+        _validate(self)
+
+    def __repr__(self) -> str:
+        shown = []
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            if not spec.repr and value is not None:
+                value = "***"
+            elif isinstance(value, str):
+                value = redact_url(value)
+            shown.append(f"{spec.name}={value!r}")
+        return f"{type(self).__name__}({', '.join(shown)})"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -177,24 +210,204 @@ _ENV_NAMES = {
     "otlp_endpoint": OTLP_ENDPOINT,
     "service_name": K_SERVICE,
     "metrics_port": METRICS_PORT,
+    "port": PORT,
+    "max_request_bytes": MAX_REQUEST_BYTES,
 }
 
 
 def _parse(name: str, raw: str, annotation: object) -> object:
-    kind = str(annotation)
+    kind = str(annotation).removesuffix(" | None")
+    if kind == "str":
+        return raw
     if kind == "bool":
         if raw.lower() in ("1", "true", "yes", "on"):
             return True
         if raw.lower() in ("0", "false", "no", "off"):
             return False
         raise ConfigError(f"{name}={raw!r} is not a boolean (true/false)")
+    if kind == "int":
+        if not re.fullmatch(r"[+-]?[0-9]+", raw):
+            raise ConfigError(f"{name}={raw!r} is not a whole number (digits only, e.g. 1000)")
+        return int(raw)
+    if kind == "float":
+        return _float(name, raw)
+    if kind == "tuple[str, ...]":
+        return tuple(item.strip() for item in raw.split(",") if item.strip())
+    if kind == "tuple[float, ...]":
+        return tuple(_float(name, item.strip()) for item in raw.split(",") if item.strip())
+    raise TypeError(f"Settings has no parser for {annotation}")
+
+
+def _float(name: str, raw: str) -> float:
     try:
-        if kind == "int":
-            return int(raw)
-        if kind == "float":
-            return float(raw)
+        value = float(raw)
     except ValueError as exc:
         raise ConfigError(f"{name}={raw!r} is not a number") from exc
-    if kind.startswith("tuple"):
-        return tuple(item.strip().lower() for item in raw.split(",") if item.strip())
-    return raw
+    if not math.isfinite(value):
+        raise ConfigError(f"{name}={raw!r} is not a finite number")
+    return value
+
+
+def _check_type(name: str, value: object, annotation: str) -> None:
+    kind = annotation.removesuffix(" | None")
+    if value is None and kind != annotation:
+        return
+    described, check = _KINDS[kind]
+    if not check(value):
+        shown = f" {value!r}" if _is_number(value) else ""
+        raise ConfigError(
+            f"{_ENV_NAMES[name]} must be {described}, not {type(value).__name__}{shown}"
+        )
+
+
+def _is_str(value: object) -> bool:
+    return isinstance(value, str)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _tuple_of(check: Callable[[object], bool]) -> Callable[[object], bool]:
+    return lambda value: isinstance(value, tuple) and all(map(check, value))
+
+
+_KINDS: dict[str, tuple[str, Callable[[object], bool]]] = {
+    "str": ("a string", _is_str),
+    "bool": ("a boolean", lambda value: isinstance(value, bool)),
+    "int": ("a whole number", _is_int),
+    "float": ("a number", _is_number),
+    "tuple[str, ...]": ("a tuple of strings", _tuple_of(_is_str)),
+    "tuple[float, ...]": ("a tuple of numbers", _tuple_of(_is_number)),
+}
+"""Each field type: how errors describe it, and the check of a value given to the constructor."""
+
+
+def _validate(s: Settings) -> None:
+    """Raise ``ConfigError`` naming the variable and the rule of the first invalid value."""
+    for name, schemes in _URL_SCHEMES.items():
+        _url(name, getattr(s, name), schemes)
+    levels = logging.getLevelNamesMapping()
+    low, high = MAX_REQUEST_BYTES_RANGE
+    bucket = s.s3_bucket
+    checks = [
+        ("db_pool_min", s.db_pool_min >= 0, "must be at least 0"),
+        ("db_pool_max", s.db_pool_max >= max(1, s.db_pool_min),
+         f"must be at least 1 and at least {DB_POOL_MIN} ({s.db_pool_min})"),
+        ("reconcile_batch", s.reconcile_batch >= 1, "must be at least 1"),
+        ("webhook_max_failures", s.webhook_max_failures >= 1, "must be at least 1"),
+        ("gateway_queue_size", s.gateway_queue_size >= 1, "must be at least 1"),
+        ("max_upload_bytes", 1 <= s.max_upload_bytes <= S3_SINGLE_PUT_LIMIT,
+         f"must be between 1 and {S3_SINGLE_PUT_LIMIT} (5 GiB, one S3 PUT)"),
+        ("upload_url_expires", 1 <= s.upload_url_expires <= SIGV4_MAX_EXPIRES,
+         f"must be between 1 and {SIGV4_MAX_EXPIRES} seconds (7 days, SigV4)"),
+        ("metrics_port", 0 <= s.metrics_port <= 65535, "must be a TCP port, or 0 (disabled)"),
+        ("metrics_port", s.metrics_port == 0 or s.metrics_port != s.port,
+         f"must differ from {PORT}"),
+        ("port", s.port is None or 1 <= s.port <= 65535, "must be a TCP port (1-65535)"),
+        ("max_request_bytes", low <= s.max_request_bytes <= high,
+         f"must be between {low} (1 KiB) and {high} (64 MiB) bytes"),
+        ("publish_timeout", _positive(s.publish_timeout), "must be a number of seconds > 0"),
+        ("webhook_timeout", _positive(s.webhook_timeout), "must be a number of seconds > 0"),
+        ("lock_ttl", _positive(s.lock_ttl), "must be a number of seconds > 0"),
+        ("reconcile_grace", _non_negative(s.reconcile_grace), "must be a number of seconds >= 0"),
+        ("cache_ttl", _non_negative(s.cache_ttl), "must be a number of seconds >= 0"),
+        ("webhook_retry_schedule", bool(s.webhook_retry_schedule), "must name at least one delay"),
+        ("webhook_retry_schedule", all(map(_retry_delay, s.webhook_retry_schedule)),
+         "delays must each be between 0 and 7 days (seconds, 0 <= delay < 604800)"),
+        ("allowed_content_types", bool(s.allowed_content_types), "must name at least one type"),
+        ("allowed_content_types", all(map(_MEDIA_RANGE.fullmatch, s.allowed_content_types)),
+         "entries must each be type/subtype, type/* or */* (RFC 6838 names, no parameters)"),
+        ("log_level", s.log_level in levels, f"must be one of {', '.join(levels)}"),
+        ("s3_bucket", bool(_BUCKET.fullmatch(bucket)) and not _RESERVED.search(bucket), _S3_RULE),
+        ("s3_region", bool(_REGION.fullmatch(s.s3_region)), "must be letters, digits, - and _"),
+        ("s3_notify_exchange", bool(_EXCHANGE.fullmatch(s.s3_notify_exchange)),
+         "must be 1-255 letters, digits, '-', '_', '.' or ':' (an AMQP exchange name)"),
+        ("s3_access_key_id", (s.s3_access_key_id is None) == (s.s3_secret_access_key is None),
+         f"and {S3_SECRET_ACCESS_KEY} must be set together, or neither (AWS default chain)"),
+        ("s3_access_key_id", _token(s.s3_access_key_id), "must be non-empty, without spaces"),
+        ("s3_secret_access_key", s.s3_secret_access_key != "", "must not be empty"),
+        ("service_name", _token(s.service_name), "must be non-empty, without spaces"),
+        ("migrations_dir", s.migrations_dir != "", "must not be empty"),
+        ("cursor_secret", s.cursor_secret is None or len(s.cursor_secret.encode()) >= 16,
+         "must be at least 16 bytes long"),
+    ]  # fmt: skip
+    for name, ok, rule in checks:
+        if not ok:
+            raise ConfigError(f"{_ENV_NAMES[name]} {rule}{_got(name, getattr(s, name))}")
+
+
+def _positive(seconds: float) -> bool:
+    return math.isfinite(seconds) and seconds > 0
+
+
+def _non_negative(seconds: float) -> bool:
+    return math.isfinite(seconds) and seconds >= 0
+
+
+def _retry_delay(seconds: float) -> bool:
+    return math.isfinite(seconds) and 0 <= seconds < 7 * 24 * 3600
+
+
+def _token(value: str | None) -> bool:
+    return value is None or (value != "" and not any(c.isspace() for c in value))
+
+
+def _got(name: str, value: object) -> str:
+    """`` (got …)`` for a message, but never for a secret, and URLs without their password."""
+    if value is None or name in _NOT_ECHOED:
+        return ""
+    return f" (got {redact_url(value) if isinstance(value, str) else value!r})"
+
+
+def _url(name: str, url: str | None, schemes: tuple[str, ...]) -> None:
+    """Check that ``url`` has one of ``schemes`` and a host (``unix``: a socket path)."""
+    if url is None:
+        return
+    hostless = "postgresql" in schemes  # libpq defaults to the local socket
+    rule = f"must be a URL with scheme {' or '.join(schemes)}" + ("" if hostless else " and a host")
+    got = f"={redact_url(url)!r}"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError as exc:
+        raise ConfigError(f"{_ENV_NAMES[name]}{got} {rule}: {exc}") from exc
+    located = bool(parts.path if parts.scheme == "unix" else parts.hostname or hostless)
+    if parts.scheme not in schemes or not located or any(c.isspace() for c in url):
+        raise ConfigError(f"{_ENV_NAMES[name]}{got} {rule}")
+
+
+_HTTP = ("http", "https")
+_URL_SCHEMES = {
+    "database_url": ("postgresql", "postgres"),
+    "redis_url": ("redis", "rediss", "unix"),
+    "amqp_url": ("amqp", "amqps"),
+    "s3_endpoint_url": _HTTP,
+    "s3_public_endpoint_url": _HTTP,
+    "k_sink": _HTTP,
+    "otlp_endpoint": _HTTP,
+}
+_NOT_ECHOED = frozenset({"s3_access_key_id", "s3_secret_access_key", "cursor_secret"})
+_MEDIA_NAME = r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}"
+_MEDIA_RANGE = re.compile(rf"\*/\*|{_MEDIA_NAME}/(?:\*|{_MEDIA_NAME})")
+"""RFC 6838 section 4.2 restricted names (lower case: they are normalized), or ``*`` wildcards."""
+_BUCKET = re.compile(
+    r"(?!.*(?:\.\.|\.-|-\.))(?!\d+\.\d+\.\d+\.\d+$)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
+)
+_RESERVED = re.compile(
+    r"^(?:xn--|sthree-|amzn-s3-demo-)|(?:-s3alias|--ol-s3|\.mrap|--x-s3|--table-s3)$"
+)
+_S3_RULE = (
+    "must be an S3 bucket name: 3-63 lower-case letters, digits, '.' and '-', starting and"
+    " ending with a letter or digit, no '..', '.-' or '-.', not an IP address, no reserved"
+    " prefix (xn--, sthree-, amzn-s3-demo-) or suffix (-s3alias, --ol-s3, .mrap, --x-s3,"
+    " --table-s3)"
+)
+"""https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html; MinIO also
+refuses a '.' next to a '-'."""
+_REGION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+_EXCHANGE = re.compile(r"[A-Za-z0-9_.:-]{1,255}")

@@ -3,8 +3,10 @@
 Every record carries ``time``, ``level``, ``logger``, ``message``, ``function`` (the service
 name given to ``configure_logging``), ``file_id`` and ``tenant`` when a handler has bound them
 (``bound()`` around a request or event, ``bind()`` once known) and ``trace_id``/``span_id`` of
-the current OpenTelemetry span. Secrets are masked in the final line whatever their source:
-bearer tokens, API keys, ``whsec_`` webhook secrets and SigV4 query parameters of presigned URLs.
+the current OpenTelemetry span. Secrets are masked in the final line whatever their source
+(message, extra fields, exception text): bearer tokens, API keys, ``whsec_`` webhook secrets,
+SigV4 query parameters of presigned URLs and the password of any ``scheme://user:password@host``
+URL (``filepipe.config.redact_url``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from typing import Any, TextIO
 
 from opentelemetry import trace
 from pythonjsonlogger.json import JsonFormatter
+
+from filepipe.config import redact_url
 
 _context: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar(
     "filepipe_log_context", default=None
@@ -36,7 +40,7 @@ def redact(text: str) -> str:
     """``text`` with every secret this project knows the shape of masked."""
     for pattern, replacement in _SECRETS:
         text = pattern.sub(replacement, text)
-    return text
+    return redact_url(text)
 
 
 @contextmanager

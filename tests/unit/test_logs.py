@@ -48,3 +48,37 @@ def test_records_carry_function_bound_fields_and_the_current_span() -> None:
     assert inside["trace_id"] == format(context.trace_id, "032x")
     assert inside["span_id"] == format(context.span_id, "016x")
     assert "tenant" not in outside and "trace_id" not in outside
+
+
+def test_redact_masks_url_passwords_but_not_addresses() -> None:
+    text = logs.redact(
+        "connecting to postgresql://app:pg-s3cret@db:5432/x and amqp://guest:mq-s3cret@mq/%2F;"
+        " mail ops@example.com, see http://host:8080/a@b"
+    )
+    assert "pg-s3cret" not in text and "mq-s3cret" not in text
+    assert "postgresql://app:***@db:5432/x" in text and "amqp://guest:***@mq/%2F" in text
+    assert "ops@example.com" in text and "http://host:8080/a@b" in text
+
+
+def test_url_passwords_are_masked_in_messages_extras_and_exceptions() -> None:
+    out = io.StringIO()
+    logs.configure_logging("INFO", "unit", stream=out)
+    log = logging.getLogger("filepipe.test")
+    log.warning("cannot reach %s", "redis://:in-message@cache:6379/0")
+    log.warning(
+        "pool",
+        extra={"dsn": "postgresql://app:in-extra@db/x", "nested": {"url": "amqps://u:in-dict@mq"}},
+    )
+    try:
+        raise ConnectionError("connection to postgresql://app:in-exception@db/x failed")
+    except ConnectionError:
+        log.exception("database down")
+
+    text = out.getvalue()
+    for secret in ("in-message", "in-extra", "in-dict", "in-exception"):
+        assert secret not in text
+    message, extra, failure = (json.loads(line) for line in text.splitlines())
+    assert message["message"] == "cannot reach redis://:***@cache:6379/0"
+    assert extra["dsn"] == "postgresql://app:***@db/x"
+    assert extra["nested"] == {"url": "amqps://u:***@mq"}
+    assert "postgresql://app:***@db/x failed" in failure["exc_info"]
