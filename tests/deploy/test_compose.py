@@ -1,7 +1,7 @@
 """Static checks of compose.local.yaml: schema, references, environment, ports, observability.
 
 Nothing here runs Docker; the file is parsed with PyYAML and checked against the Compose
-specification schema vendored in tests/schemas/ (see its README for the source and licence).
+specification schema vendored in tests/deploy/schemas/ (see its README for the source and licence).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from local.broker.config import parse_subscribers
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "compose.local.yaml"
-SCHEMA = ROOT / "tests" / "schemas" / "compose_spec.json"
+SCHEMA = ROOT / "tests" / "deploy" / "schemas" / "compose_spec.json"
 NGINX = ROOT / "local" / "nginx.conf"
 
 # Compose service → the port the README / Procfile give it locally.

@@ -262,7 +262,7 @@ def test_copy_sources_are_in_the_build_context(path: Path) -> None:
 
 def test_dockerignore_matcher() -> None:
     rules = _dockerignore()
-    assert _ignored("tests/unit/test_dockerfiles.py", rules)
+    assert _ignored("tests/deploy/test_dockerfiles.py", rules)
     assert _ignored("shared/filepipe/__pycache__/x.pyc", rules)
     assert not _ignored("shared/filepipe/config.py", rules)
     assert not _ignored("functions/notify/main.py", [(False, "functions"), (True, "functions")])
