@@ -1,7 +1,7 @@
 """Static checks of compose.local.yaml: schema, references, environment, ports, observability.
 
 Nothing here runs Docker; the file is parsed with PyYAML and checked against the Compose
-specification schema vendored in tests/schemas/ (see its README for the source and licence).
+specification schema vendored in tests/deploy/schemas/ (see its README for the source and licence).
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from local.broker.config import parse_subscribers
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "compose.local.yaml"
-SCHEMA = ROOT / "tests" / "schemas" / "compose_spec.json"
+SCHEMA = ROOT / "tests" / "deploy" / "schemas" / "compose_spec.json"
 NGINX = ROOT / "local" / "nginx.conf"
+TEMPLATE = "functions/Dockerfile"  # every function image and the gateway's
 
 # Compose service → the port the README / Procfile give it locally.
 FUNCTIONS = {
@@ -75,6 +76,13 @@ def depends_on(service: dict[str, Any]) -> dict[str, dict[str, Any]]:
     if isinstance(deps, list):
         return {name: {"condition": "service_started"} for name in deps}
     return dict(deps)
+
+
+def build_args(service: str) -> dict[str, str]:
+    args = services()[service]["build"].get("args", {})
+    if isinstance(args, list):  # the list form, NAME=value
+        args = dict(item.partition("=")[::2] for item in args)
+    return {str(key): str(value) for key, value in args.items()}
 
 
 def published_ports(service: str) -> set[tuple[int, int]]:
@@ -149,15 +157,48 @@ def test_every_build_points_at_an_existing_dockerfile() -> None:
         assert (context / build["dockerfile"]).is_file(), f"{name}: {build['dockerfile']}"
 
 
-def test_one_image_per_function_and_the_notify_image_serves_webhooks_and_gateway() -> None:
+def test_each_function_image_is_the_template_built_for_its_folder() -> None:
     for name in ("presign", "process", "query", "notify"):
-        dockerfile = services()[name]["build"]["dockerfile"]
-        assert dockerfile == f"functions/{name}/Dockerfile"
-    for name in ("webhooks", "gateway"):
-        assert services()[name]["build"] == services()["notify"]["build"]
+        build = services()[name]["build"]
+        assert build["dockerfile"] == TEMPLATE, name
+        assert build["target"] == "function", name
+        assert build_args(name) == {"FUNCTION": name, "TARGET": name}
+        assert (ROOT / "functions" / name / "main.py").is_file(), name
+        assert services()[name]["image"] == f"filepipe-{name}:local"
+    # webhooks is the notify image serving its other target; migrate runs the presign image.
+    assert services()["webhooks"]["build"] == services()["notify"]["build"]
     assert environment("webhooks")["FUNCTION_TARGET"] == "webhooks"
-    assert services()["gateway"]["command"] == ["python", "-m", "filepipe.gateway"]
+    assert services()["migrate"]["build"] == services()["presign"]["build"]
     assert services()["migrate"]["command"] == ["filepipe", "migrate"]
+
+
+def test_the_gateway_is_the_template_gateway_stage_and_runs_its_command() -> None:
+    gateway = services()["gateway"]
+    assert gateway["build"]["dockerfile"] == TEMPLATE
+    assert gateway["build"]["target"] == "gateway"
+    assert build_args("gateway") == {"FUNCTION": "notify"}  # notify's requirements
+    assert gateway["image"] == "filepipe-gateway:local"
+    # The stage's CMD (python -m filepipe.notify.gateway) runs; so does filepipe.server in the
+    # function images: no service but the migration job replaces the command.
+    for name in FUNCTIONS:
+        assert "command" not in services()[name], name
+
+
+def test_function_targets_are_functions_of_the_built_main_py() -> None:
+    for name in FUNCTIONS:
+        target = environment(name).get("FUNCTION_TARGET")
+        if target is None:
+            continue
+        source = ROOT / "functions" / build_args(name)["FUNCTION"] / "main.py"
+        assert re.search(rf"^def {target}\(", source.read_text(encoding="utf-8"), re.M), name
+
+
+def test_services_sharing_an_image_share_its_build() -> None:
+    builds: dict[str, Any] = {}
+    for name, service in services().items():
+        if "build" in service:
+            first = builds.setdefault(service["image"], service["build"])
+            assert service["build"] == first, f"{name} builds {service['image']} differently"
 
 
 def test_local_mounted_files_exist() -> None:

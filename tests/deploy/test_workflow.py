@@ -133,5 +133,40 @@ def test_every_dockerfile_is_built() -> None:
     assert dockerfiles <= built, f"not built in CI: {sorted(dockerfiles - built)}"
     for entry in workflow["jobs"]["images"]["strategy"]["matrix"]["include"]:
         assert (ROOT / entry["dockerfile"]).is_file(), entry
+        if entry.get("stage"):
+            text = (ROOT / entry["dockerfile"]).read_text()
+            assert re.search(rf"^FROM \S+ AS {entry['stage']}$", text, re.M | re.I), entry
     text = CI.read_text()
     assert "ghcr.io" in text and "secrets.GITHUB_TOKEN" in text
+
+
+def _image_builds() -> dict[str, dict[str, Any]]:
+    include = _load(CI)["jobs"]["images"]["strategy"]["matrix"]["include"]
+    return {entry["image"]: entry for entry in include}
+
+
+def _build_args(entry: dict[str, Any]) -> dict[str, str]:
+    lines = str(entry.get("build-args", "")).splitlines()
+    return dict(line.strip().partition("=")[::2] for line in lines if line.strip())
+
+
+def test_function_and_gateway_images_are_built_from_the_template() -> None:
+    builds = _image_builds()
+    for name in ("presign", "process", "query", "notify"):
+        entry = builds[name]
+        assert entry["dockerfile"] == "functions/Dockerfile", name
+        assert entry["stage"] == "function", name
+        assert _build_args(entry) == {"FUNCTION": name, "TARGET": name}
+        assert (ROOT / "functions" / name / "main.py").is_file(), name
+    gateway = builds["gateway"]
+    assert gateway["dockerfile"] == "functions/Dockerfile"
+    assert gateway["stage"] == "gateway"
+    assert _build_args(gateway) == {"FUNCTION": "notify"}
+    [step] = [
+        step
+        for step in _load(CI)["jobs"]["images"]["steps"]
+        if step.get("uses", "").startswith("docker/build-push-action@")
+    ]
+    assert step["with"]["file"] == "${{ matrix.dockerfile }}"
+    assert step["with"]["target"] == "${{ matrix.stage }}"
+    assert step["with"]["build-args"] == "${{ matrix.build-args }}"

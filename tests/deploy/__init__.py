@@ -1,0 +1,1 @@
+"""Checks of the deployment configuration: Dockerfiles, compose, Knative, CI, dashboards."""

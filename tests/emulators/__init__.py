@@ -1,0 +1,1 @@
+"""Tests of the local cloud emulators in local/: S3 server, MinIO events, broker emulator."""
