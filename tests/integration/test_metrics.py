@@ -17,8 +17,8 @@ from flask.testing import FlaskClient
 from websockets.sync.client import connect
 
 from filepipe import auth, events, metrics
-from filepipe.files import outbox
 from filepipe.config import Settings
+from filepipe.files import outbox
 from filepipe.locks import FileLock, LockBusy
 from filepipe.process.bucket_events import ObjectCreated
 from filepipe.process.dead_letters import fail_dead_letter

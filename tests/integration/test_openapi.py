@@ -4,7 +4,6 @@ live responses really are (status, media type, body schema, required headers).""
 from __future__ import annotations
 
 import hashlib
-import re
 import uuid
 from collections.abc import Iterator
 from typing import Any

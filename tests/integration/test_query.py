@@ -303,4 +303,4 @@ def test_the_processing_log_oldest_first(
 def test_unknown_routes_and_methods(client: FlaskClient) -> None:
     assert client.get("/nope").status_code == 404
     response = client.post("/files")
-    assert response.status_code == 405 and response.headers["Allow"] == "GET"
+    assert response.status_code == 405 and response.headers["Allow"] == "GET, HEAD"

@@ -20,13 +20,13 @@ from redis import Redis
 
 from filepipe import runtime
 from filepipe.auth import hash_key
-from filepipe.files.cache import entry_key, invalidate
-from filepipe.query.cache import ReadCache, api_key_entry, forget_api_key
 from filepipe.config import Settings
+from filepipe.files.cache import entry_key, invalidate
 from filepipe.process.bucket_events import ObjectCreated
-from filepipe.process.verify import process_notification
 from filepipe.process.dead_letters import fail_dead_letter
 from filepipe.process.reconcile import reconcile
+from filepipe.process.verify import process_notification
+from filepipe.query.cache import ReadCache, api_key_entry, forget_api_key
 from filepipe.runtime import Runtime
 from tests.support.files import add_file, tenants
 from tests.support.functions import function_app

@@ -13,8 +13,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from filepipe.query.cursors import Position
-from filepipe.files.store import LOGS_STATEMENT, FileFilters, list_statement
+from filepipe.files.model import Status
+from filepipe.files.store import LOGS_STATEMENT, FileFilters, Position, list_statement
 from tests.support.files import BASE_TIME, add_many, tenants
 
 pytestmark = pytest.mark.integration
@@ -68,7 +68,7 @@ def test_each_filter_pages_by_its_index_in_keyset_order(conn: Conn, tenant: str)
     deep = Position(BASE_TIME - timedelta(seconds=ROWS * 2 // 3), uuid.UUID(int=0))
     cases: list[tuple[FileFilters, str]] = [
         (FileFilters(), "files_tenant_created"),
-        (FileFilters(status="FAILED"), "files_tenant_status_created"),
+        (FileFilters(status=Status.FAILED), "files_tenant_status_created"),
         (FileFilters(content_type="text/csv"), "files_tenant_type_created"),
         (FileFilters(filename="f5"), "files_tenant_filename_created"),
         (FileFilters(sha256=digest["sha256"]), "files_tenant_sha256_created"),
@@ -94,7 +94,7 @@ def test_each_filter_pages_by_its_index_in_keyset_order(conn: Conn, tenant: str)
 def test_combined_filters_use_one_of_their_indexes(conn: Conn, tenant: str) -> None:
     statement, params = list_statement(
         tenant,
-        FileFilters(status="PROCESSED", content_type="image/png", created_after=BASE_TIME),
+        FileFilters(status=Status.PROCESSED, content_type="image/png", created_after=BASE_TIME),
         limit=51,
     )
     indexes = {node.get("Index Name") for node in plan_nodes(conn, statement, params)}

@@ -123,10 +123,14 @@ def test_auth_media_type_method_and_parameters(api: FlaskClient, key: str) -> No
     not_object = api.post("/webhooks", json=[HOOK], headers=auth_header(key))
     assert not_object.status_code == 400
     put = api.put("/webhooks", headers=auth_header(key))
-    assert put.status_code == 405 and put.headers["Allow"] == "GET, POST"
-    assert api.get("/webhooks/not-a-uuid", headers=auth_header(key)).status_code == 404
+    assert put.status_code == 405 and put.headers["Allow"] == "GET, HEAD, POST"
+    malformed = api.get("/webhooks/not-a-uuid", headers=auth_header(key))
+    assert malformed.status_code == 400, "one rule for malformed ids on every route"
+    assert malformed.get_json()["errors"] == [{"field": "id", "message": "not a UUID"}]
     endpoint = register(api, key, HOOK)
-    for limit in ("0", "201", "x"):
+    unknown = api.get(f"/webhooks/{endpoint['id']}?verbose=1", headers=auth_header(key))
+    assert unknown.status_code == 400
+    for limit in ("0", "201", "x", "\u00b2"):
         response = api.get(
             f"/webhooks/{endpoint['id']}/deliveries?limit={limit}", headers=auth_header(key)
         )

@@ -183,7 +183,7 @@ def list_statement(
     params: dict[str, Any] = {"tenant": tenant, "limit": limit}
     if filters.status is not None:
         conditions.append(sql.SQL("status = %(status)s"))
-        params["status"] = filters.status.value
+        params["status"] = str(filters.status)
     if filters.content_type is not None:
         conditions.append(sql.SQL("{} = %(content_type)s").format(EFFECTIVE_TYPE))
         params["content_type"] = filters.content_type

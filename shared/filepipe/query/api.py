@@ -19,13 +19,13 @@ from flask import Request, Response
 from filepipe import auth, openapi, runtime
 from filepipe.errors import NotFound
 from filepipe.files import representation, store
-from filepipe.web.bodies import iso
 from filepipe.files.store import Position
 from filepipe.query.cache import ReadCache
 from filepipe.query.cursors import CursorCodec, codec_for, scope_digest
 from filepipe.query.params import PARAMETERS, parse_list_query
 from filepipe.runtime import Runtime
 from filepipe.web import Api, Route, json_response
+from filepipe.web.bodies import iso
 
 CACHE_CONTROL = "private, no-cache"
 """Answers are per tenant; clients may keep them but revalidate (ETag) before reuse."""
@@ -90,8 +90,8 @@ def get_files(request: Request, tenant: str) -> Response:
     )
 
 
-def get_file(request: Request, tenant: str, file_id: uuid.UUID) -> Response:
-    services = _current()
+def get_file(request: Request, tenant: str, id: uuid.UUID) -> Response:
+    file_id, services = id, _current()
     cached = services.cache.lookup(file_id)
     if cached.file is not None:
         # Another tenant's cached file gets the same answer as a missing one.
@@ -111,13 +111,13 @@ def get_file(request: Request, tenant: str, file_id: uuid.UUID) -> Response:
     return json_response(file, headers=headers)
 
 
-def get_file_logs(request: Request, tenant: str, file_id: uuid.UUID) -> Response:
+def get_file_logs(request: Request, tenant: str, id: uuid.UUID) -> Response:
     with _current().runtime.pool.connection() as conn:
-        rows = store.logs(conn, tenant, file_id)
+        rows = store.logs(conn, tenant, id)
     if rows is None:
-        raise NotFound(f"no file {file_id}")
+        raise NotFound(f"no file {id}")
     return json_response(
-        {"file_id": str(file_id), "items": [_log_entry(row) for row in rows]},
+        {"file_id": str(id), "items": [_log_entry(row) for row in rows]},
         headers={"Cache-Control": CACHE_CONTROL},
     )
 
@@ -141,8 +141,8 @@ def _log_entry(row: dict[str, Any]) -> dict[str, Any]:
 api = Api(
     [
         Route("GET", "/files", get_files, query=PARAMETERS),
-        Route("GET", "/files/{file_id}", get_file),
-        Route("GET", "/files/{file_id}/logs", get_file_logs),
+        Route("GET", "/files/{id}", get_file),
+        Route("GET", "/files/{id}/logs", get_file_logs),
         Route("GET", "/openapi.json", lambda request: openapi.response("query"), public=True),
     ],
     authenticate=_authenticate,

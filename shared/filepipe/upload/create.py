@@ -18,11 +18,11 @@ from filepipe import events, logs
 from filepipe.errors import Conflict, UnprocessableContent
 from filepipe.files import outbox, store
 from filepipe.files.model import FileRow, representation
-from filepipe.web.bodies import iso
 from filepipe.runtime import Runtime
 from filepipe.storage import presign_put
 from filepipe.telemetry import current_traceparent
 from filepipe.upload.request import UploadRequest
+from filepipe.web.bodies import iso
 
 SOURCE = "/filepipe/presign"
 _UNSAFE_KEY_CHARS = re.compile(r"[^A-Za-z0-9._-]+")

@@ -20,7 +20,13 @@ import io
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from filepipe.errors import BadRequest, HeaderFieldsTooLarge, PayloadTooLarge, ProblemError, UriTooLong
+from filepipe.errors import (
+    BadRequest,
+    HeaderFieldsTooLarge,
+    PayloadTooLarge,
+    ProblemError,
+    UriTooLong,
+)
 from filepipe.web.problems import problem_response
 
 MAX_TARGET_BYTES = 8192

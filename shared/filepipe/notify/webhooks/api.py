@@ -83,16 +83,16 @@ def list_all(request: Request, tenant: str) -> Response:
     return json_response({"items": store.list_endpoints(runtime.current().pool, tenant)})
 
 
-def get_one(request: Request, tenant: str, endpoint_id: uuid.UUID) -> Response:
-    return json_response(store.get_endpoint(runtime.current().pool, tenant, endpoint_id))
+def get_one(request: Request, tenant: str, id: uuid.UUID) -> Response:
+    return json_response(store.get_endpoint(runtime.current().pool, tenant, id))
 
 
-def delete(request: Request, tenant: str, endpoint_id: uuid.UUID) -> Response:
-    store.delete_endpoint(runtime.current().pool, tenant, endpoint_id)
+def delete(request: Request, tenant: str, id: uuid.UUID) -> Response:
+    store.delete_endpoint(runtime.current().pool, tenant, id)
     return Response(status=204)
 
 
-def deliveries(request: Request, tenant: str, endpoint_id: uuid.UUID) -> Response:
+def deliveries(request: Request, tenant: str, id: uuid.UUID) -> Response:
     limit = bounded_int(
         "limit",
         request.args.get("limit"),
@@ -100,7 +100,7 @@ def deliveries(request: Request, tenant: str, endpoint_id: uuid.UUID) -> Respons
         high=MAX_DELIVERIES_LIMIT,
         default=DEFAULT_DELIVERIES_LIMIT,
     )
-    items = store.list_deliveries(runtime.current().pool, tenant, endpoint_id, limit=limit)
+    items = store.list_deliveries(runtime.current().pool, tenant, id, limit=limit)
     return json_response({"items": items})
 
 
@@ -108,10 +108,10 @@ api = Api(
     [
         Route("POST", "/webhooks", create),
         Route("GET", "/webhooks", list_all),
-        Route("GET", "/webhooks/{endpoint_id}", get_one),
-        Route("DELETE", "/webhooks/{endpoint_id}", delete),
+        Route("GET", "/webhooks/{id}", get_one),
+        Route("DELETE", "/webhooks/{id}", delete),
         Route(
-            "GET", "/webhooks/{endpoint_id}/deliveries", deliveries, query=frozenset({"limit"})
+            "GET", "/webhooks/{id}/deliveries", deliveries, query=frozenset({"limit"})
         ),
         Route("GET", "/openapi.json", lambda request: openapi.response("webhooks"), public=True),
     ],

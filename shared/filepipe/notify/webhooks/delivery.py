@@ -35,10 +35,10 @@ from psycopg_pool import ConnectionPool
 
 from filepipe import metrics
 from filepipe.config import Settings
-from filepipe.telemetry import tracer
 from filepipe.notify.webhooks import transport
 from filepipe.notify.webhooks.signing import payload, signed_headers
 from filepipe.notify.webhooks.store import MAX_ENDPOINTS_PER_TENANT
+from filepipe.telemetry import tracer
 
 log = logging.getLogger(__name__)
 

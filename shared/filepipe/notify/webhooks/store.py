@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from psycopg_pool import ConnectionPool
 
 from filepipe.errors import Conflict, NotFound
-from filepipe.web.bodies import iso
 from filepipe.notify.webhooks.signing import new_secret
+from filepipe.web.bodies import iso
 
 MAX_ENDPOINTS_PER_TENANT = 20
 
