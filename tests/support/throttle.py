@@ -1,4 +1,5 @@
-"""A TCP proxy that slows the server-to-client direction, to catch a worker mid-stream."""
+"""A TCP proxy that can slow the server-to-client direction (to catch a worker mid-stream) and
+can be cut (every connection dropped, new ones refused) to take a backing service away."""
 
 from __future__ import annotations
 
@@ -10,14 +11,16 @@ from types import TracebackType
 
 
 class ThrottlingProxy:
-    """Forwards 127.0.0.1:<port> to ``target``; answers flow at ``bytes_per_second`` at most."""
+    """Forwards 127.0.0.1:<port> to ``target``; answers flow at ``bytes_per_second`` at most
+    (``None``: as fast as they come)."""
 
-    def __init__(self, target_port: int, bytes_per_second: int) -> None:
+    def __init__(self, target_port: int, bytes_per_second: int | None = None) -> None:
         self.target_port = target_port
         self.rate = bytes_per_second
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self._listener.getsockname()[1])
         self._closed = threading.Event()
+        self._sockets: list[socket.socket] = []
 
     def __enter__(self) -> ThrottlingProxy:
         threading.Thread(target=self._accept, daemon=True).start()
@@ -29,8 +32,16 @@ class ThrottlingProxy:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        self.cut()
+
+    def cut(self) -> None:
+        """Drop every connection and refuse new ones, as a dead server would."""
         self._closed.set()
         self._listener.close()
+        for sock in list(self._sockets):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
 
     def _accept(self) -> None:
         while not self._closed.is_set():
@@ -39,6 +50,7 @@ class ThrottlingProxy:
             except OSError:
                 return
             upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            self._sockets += [client, upstream]
             threading.Thread(target=self._pipe, args=(client, upstream, None), daemon=True).start()
             threading.Thread(
                 target=self._pipe, args=(upstream, client, self.rate), daemon=True
