@@ -78,8 +78,9 @@ DEFAULT_ALLOWED_CONTENT_TYPES = (
 
 _URL_PASSWORD = re.compile(
     # scheme://user:password@host: the password runs to the authority's last "@" (as urlsplit
-    # reads it), so an unencoded "@" in it is masked too.
-    r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:]*:)[^\s/?#]+(?=@)"
+    # reads it), so an unencoded "@" in it is masked too. The scheme's length is bounded so that
+    # long dotted text costs linear time.
+    r"(\b[A-Za-z][A-Za-z0-9+.-]{0,31}://[^\s/?#@:]*:)[^\s/?#]+(?=@)"
 )
 _QUERY_PASSWORD = re.compile(r"([?&](?:ssl)?password=)[^&#\s]+", re.I)
 """libpq also takes the password as a query parameter of the URL."""
