@@ -1,9 +1,12 @@
 """Configuration read from the environment (12-factor), once, at start-up.
 
-Every environment variable filepipe reads is named in this module. ``Settings.from_env`` is the
-only place that reads them; nothing reads the environment at import time. Explicit arguments
-(``dataclasses.replace`` or the constructor) beat the environment, which beats the defaults.
-``repr(settings)`` shows no password or secret: URLs go through ``redact_url``.
+Every environment variable filepipe reads is named in this module, once (``_ENV_NAMES`` maps
+each ``Settings`` field to its variable). ``Settings.from_env`` is the only place that reads them;
+nothing reads the environment at import time. Explicit arguments (``dataclasses.replace`` or the
+constructor) beat the environment, which beats the defaults. Every value, however given, is
+checked when ``Settings`` is built: a bad one is a ``ConfigError`` naming the variable and the
+rule, so a process stops at start-up. ``repr(settings)`` shows no password or secret: URLs go
+through ``redact_url``.
 """
 
 from __future__ import annotations
@@ -78,8 +81,9 @@ DEFAULT_ALLOWED_CONTENT_TYPES = (
 
 _URL_PASSWORD = re.compile(
     # scheme://user:password@host: the password runs to the authority's last "@" (as urlsplit
-    # reads it), so an unencoded "@" in it is masked too.
-    r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:]*:)[^\s/?#]+(?=@)"
+    # reads it), so an unencoded "@" in it is masked too. The scheme's length is bounded so that
+    # long dotted text costs linear time.
+    r"(\b[A-Za-z][A-Za-z0-9+.-]{0,31}://[^\s/?#@:]*:)[^\s/?#]+(?=@)"
 )
 _QUERY_PASSWORD = re.compile(r"([?&](?:ssl)?password=)[^&#\s]+", re.I)
 """libpq also takes the password as a query parameter of the URL."""

@@ -5,8 +5,8 @@ name given to ``configure_logging``), ``file_id`` and ``tenant`` when a handler 
 (``bound()`` around a request or event, ``bind()`` once known) and ``trace_id``/``span_id`` of
 the current OpenTelemetry span. Secrets are masked in the final line whatever their source
 (message, extra fields, exception text): bearer tokens, API keys, ``whsec_`` webhook secrets,
-SigV4 query parameters of presigned URLs and the password of any ``scheme://user:password@host``
-URL (``filepipe.config.redact_url``).
+SigV4 query parameters of presigned URLs and URL passwords (``scheme://user:password@host`` or
+a ``password=`` query parameter; ``filepipe.config.redact_url``).
 """
 
 from __future__ import annotations
