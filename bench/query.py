@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from filepipe import auth, db  # noqa: E402
-from filepipe.query.cursors import CursorCodec, Position, scope_digest  # noqa: E402
 from filepipe.files.store import FileFilters  # noqa: E402
+from filepipe.query.cursors import CursorCodec, Position, scope_digest  # noqa: E402
 from tests.support.processes import running  # noqa: E402
 from tests.support.waiting import free_port  # noqa: E402
 

@@ -19,12 +19,17 @@ class DatabaseUnavailable(DependencyError):
     """PostgreSQL could not be reached or failed a query in a way worth retrying."""
 
 
+CHECKOUT_TIMEOUT = 5.0
+"""Seconds a caller waits for a connection before ``PoolTimeout`` (answered as a 503)."""
+
+
 def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> ConnectionPool:
     """Open a pool whose connections return rows as dicts; waits for the first connection."""
     pool: ConnectionPool = ConnectionPool(
         url,
         min_size=min_size,
         max_size=max_size,
+        timeout=CHECKOUT_TIMEOUT,
         kwargs={"row_factory": dict_row, "options": "-c timezone=UTC"},
         open=False,
         name="filepipe",

@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 
 MAX_LENGTH = 255
-TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"  # noqa: S105 - the RFC 9110 token grammar
 _QUOTED = r'"(?:[\t\x20-\x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t\x20-\x7e\x80-\xff])*"'
 _PARAMETER = rf"[ \t]*;[ \t]*{TOKEN}=(?:{TOKEN}|{_QUOTED})"
 _MEDIA_TYPE = re.compile(rf"(?P<essence>{TOKEN}/{TOKEN})(?P<params>(?:{_PARAMETER})*)")

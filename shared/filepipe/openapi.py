@@ -41,5 +41,7 @@ def _json(function: str) -> bytes:
 
 def response(function: str) -> Response:
     return Response(
-        _json(function), mimetype="application/json", headers={"Cache-Control": "public, max-age=300"}
+        _json(function),
+        mimetype="application/json",
+        headers={"Cache-Control": "public, max-age=300"},
     )

@@ -19,7 +19,7 @@ from filepipe.web import limits
 
 DEFAULT_PORT = 8080
 GUNICORN_LIMITS = {
-    "limit_request_line": 4 * limits.MAX_TARGET_BYTES,
+    "limit_request_line": 0,  # unlimited (gunicorn caps any other value at 8190)
     "limit_request_field_size": 4 * limits.MAX_HEADER_BYTES,
     "limit_request_fields": 200,
 }
@@ -33,8 +33,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--port", type=int, help="default: PORT, else 8080")
     args = parser.parse_args(argv)
     port = args.port or Settings.from_env().port or DEFAULT_PORT
-    app = create_app(args.target, args.source)
-    create_server(app, False, **GUNICORN_LIMITS).run(args.host, port)
+    app = create_app(args.target, args.source)  # type: ignore[no-untyped-call]
+    create_server(app, False, **GUNICORN_LIMITS).run(args.host, port)  # type: ignore[no-untyped-call]
 
 
 if __name__ == "__main__":

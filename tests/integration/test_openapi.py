@@ -45,7 +45,8 @@ def key(conn: Conn) -> Iterator[tuple[str, str]]:
 
 
 @pytest.mark.parametrize(
-    ("function", "api"), [("presign", presign_api), ("query", query_api), ("webhooks", webhooks_api)]
+    ("function", "api"),
+    [("presign", presign_api), ("query", query_api), ("webhooks", webhooks_api)],
 )
 def test_each_document_is_valid_openapi_3_1_and_describes_exactly_its_routes(
     function: str, api: Any

@@ -87,7 +87,11 @@ def test_prefetch_stops_its_reader_when_closed_early() -> None:
 
 def verdict_for(data: bytes, **declared: Any) -> tuple[str, str | None]:
     row = file_row(
-        **{"declared_size": len(PDF), "declared_sha256": hashlib.sha256(PDF).hexdigest(), **declared}
+        **{
+            "declared_size": len(PDF),
+            "declared_sha256": hashlib.sha256(PDF).hexdigest(),
+            **declared,
+        }
     )
     limit = min(row.declared_size, 10_000)
     verdict = judge(row, inspect(chunked(data), limit=limit), max_bytes=10_000)
@@ -103,7 +107,9 @@ def test_judge_rejects_with_the_reason() -> None:
     assert verdict_for(PDF + b"x")[1] == f"object is larger than the declared {len(PDF)} bytes"
     assert verdict_for(PDF[:-1])[1] == f"object has {len(PDF) - 1} bytes, {len(PDF)} declared"
     status, reason = verdict_for(PDF[:-1] + b"2")
-    assert status == Status.REJECTED and reason is not None and "differs from the declared" in reason
+    assert (
+        status == Status.REJECTED and reason is not None and "differs from the declared" in reason
+    )
     assert verdict_for(PNG, declared_size=len(PNG), declared_sha256=None)[1] == (
         "content is image/png, application/pdf declared"
     )

@@ -1,4 +1,4 @@
-"""The metrics module: what it exports, how the HTTP edge labels requests, the ``/metrics`` server."""
+"""Metrics: what they export, how the HTTP edge labels requests, the ``/metrics`` server."""
 
 from __future__ import annotations
 

@@ -54,7 +54,7 @@ def test_wildcards_in_the_allow_list() -> None:
         "text/plain;",
         "text/plain; charset",
         "text /plain",
-        "text/plain; name=\"unterminated",
+        'text/plain; name="unterminated',
         "x" * 250 + "/plain",
     ],
 )

@@ -32,7 +32,9 @@ def authenticate(req: Request) -> str:
 
 
 def show(req: Request, tenant: str, file_id: uuid.UUID) -> Response:
-    return json_response({"tenant": tenant, "file_id": str(file_id), "type": type(file_id).__name__})
+    return json_response(
+        {"tenant": tenant, "file_id": str(file_id), "type": type(file_id).__name__}
+    )
 
 
 def raising(exc: BaseException) -> Callable[..., Response]:
@@ -119,7 +121,10 @@ def test_public_routes_need_no_key() -> None:
         redis.exceptions.ConnectionError("Connection refused"),
         redis.exceptions.TimeoutError("Timeout reading from socket"),
         EndpointConnectionError(endpoint_url="http://127.0.0.1:1"),
-        ClientError({"Error": {"Code": "SlowDown"}, "ResponseMetadata": {"HTTPStatusCode": 503}}, "GetObject"),
+        ClientError(
+            {"Error": {"Code": "SlowDown"}, "ResponseMetadata": {"HTTPStatusCode": 503}},
+            "GetObject",
+        ),
     ],
 )
 def test_backing_service_outages_are_503_with_retry_after(outage: BaseException) -> None:
@@ -130,7 +135,9 @@ def test_backing_service_outages_are_503_with_retry_after(outage: BaseException)
 
 
 def test_anything_else_is_a_500_that_reveals_nothing() -> None:
-    routes = Api([Route("GET", "/x", raising(RuntimeError("secret internals")))], authenticate=authenticate)
+    routes = Api(
+        [Route("GET", "/x", raising(RuntimeError("secret internals")))], authenticate=authenticate
+    )
     crashed = call("GET", "/x", routes=routes)
     assert problem(crashed)["status"] == 500
     assert b"secret internals" not in crashed.get_data()
@@ -217,7 +224,6 @@ def test_long_targets_and_large_headers_are_414_and_431() -> None:
     many = {f"X-H{i}": "v" * (MAX_HEADER_BYTES // 2) for i in range(10)}
     assert client.get("/", headers=many).status_code == 431
     assert client.get("/", headers={"X-Ok": "v" * 100}).status_code == 200
-
 
 
 def test_a_content_length_that_is_not_a_number_is_a_400() -> None:

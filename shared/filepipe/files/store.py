@@ -1,4 +1,4 @@
-"""Every SQL statement on ``files`` and ``processing_logs`` but the status changes (``transitions``).
+"""Every SQL statement on ``files`` and ``processing_logs``, but status changes (``transitions``).
 
 Reads load typed rows (``FileRow``, psycopg's ``class_row``). Tenant-scoped reads are served by
 an index (``migrations/``): a page of a tenant's files by ``files_tenant_*_created`` in keyset
@@ -141,7 +141,7 @@ def add_log(
 
 def _one(conn: Connection[Any], query: str, params: tuple[Any, ...]) -> FileRow | None:
     with conn.cursor(row_factory=class_row(FileRow)) as cur:
-        return cur.execute(query, params).fetchone()  # type: ignore[arg-type]
+        return cur.execute(query, params).fetchone()
 
 
 def load(conn: Connection[Any], file_id: uuid.UUID) -> FileRow | None:
@@ -217,7 +217,7 @@ def list_page(
     limit: int,
     after: Position | None = None,
 ) -> list[FileRow]:
-    """At most ``limit`` of the tenant's files matching ``filters``, newest first, after ``after``."""
+    """Up to ``limit`` of the tenant's files matching ``filters``, newest first, after ``after``."""
     statement, params = list_statement(tenant, filters, limit=limit, after=after)
     with conn.cursor(row_factory=class_row(FileRow)) as cur:
         return cur.execute(statement, params).fetchall()

@@ -67,7 +67,9 @@ def sniff(head: bytes, declared: str) -> str:
     wanted = mediatypes.normalise(declared)
     try:
         candidates = [
-            mediatypes.normalise(match.mime_type) for match in puremagic.magic_string(head) if match.mime_type
+            mediatypes.normalise(match.mime_type)
+            for match in puremagic.magic_string(head)
+            if match.mime_type
         ]
     except puremagic.PureError:
         candidates = []

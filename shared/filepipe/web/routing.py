@@ -103,8 +103,9 @@ class Api:
         return response
 
     def _dispatch(self, request: Request, matched: list[str]) -> Response:
-        route, params = self._map.bind_to_environ(request.environ).match()
+        route, matched_params = self._map.bind_to_environ(request.environ).match()
         assert isinstance(route, Route)
+        params = dict(matched_params)
         matched[0] = route.path
         telemetry.name_request(request.method, route.path)
         if not route.public:
@@ -134,7 +135,7 @@ def refuse_malformed(
 
 
 def parse_bounded_int(value: str, *, low: int, high: int) -> int | None:
-    """``value`` as a decimal integer from ``low`` to ``high`` (ASCII digits only), else ``None``."""
+    """``value`` as a decimal integer from ``low`` to ``high`` (ASCII digits only), or ``None``."""
     if not (value.isascii() and value.isdigit() and len(value) <= 9):
         return None
     number = int(value)

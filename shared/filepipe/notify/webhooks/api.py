@@ -110,9 +110,7 @@ api = Api(
         Route("GET", "/webhooks", list_all),
         Route("GET", "/webhooks/{id}", get_one),
         Route("DELETE", "/webhooks/{id}", delete),
-        Route(
-            "GET", "/webhooks/{id}/deliveries", deliveries, query=frozenset({"limit"})
-        ),
+        Route("GET", "/webhooks/{id}/deliveries", deliveries, query=frozenset({"limit"})),
         Route("GET", "/openapi.json", lambda request: openapi.response("webhooks"), public=True),
     ],
     authenticate=_authenticate,
