@@ -3,14 +3,13 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-FUNCTIONS := presign process query notify
 
 .PHONY: install up test lint migrate bench clean compose-up
 
-$(BIN)/filepipe: pyproject.toml $(wildcard functions/*/requirements.txt)
+$(BIN)/filepipe: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]' $(foreach f,$(FUNCTIONS),$(if $(wildcard functions/$(f)/requirements.txt),-r functions/$(f)/requirements.txt))
+	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
 install: $(BIN)/filepipe

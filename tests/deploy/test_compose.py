@@ -176,7 +176,7 @@ def test_the_gateway_is_the_template_gateway_stage_and_runs_its_command() -> Non
     gateway = services()["gateway"]
     assert gateway["build"]["dockerfile"] == TEMPLATE
     assert gateway["build"]["target"] == "gateway"
-    assert build_args("gateway") == {"FUNCTION": "notify"}  # notify's requirements
+    assert build_args("gateway") == {"FUNCTION": "notify"}
     assert gateway["image"] == "filepipe-gateway:local"
     # The stage's CMD (python -m filepipe.notify.gateway) runs; so does filepipe.server in the
     # function images: no service but the migration job replaces the command.
