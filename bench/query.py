@@ -35,8 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from filepipe import auth, db  # noqa: E402
-from filepipe.files.store import FileFilters  # noqa: E402
-from filepipe.query.cursors import CursorCodec, Position, scope_digest  # noqa: E402
+from filepipe.files.model import Status  # noqa: E402
+from filepipe.files.store import FileFilters, Position  # noqa: E402
+from filepipe.query.cursors import CursorCodec, scope_digest  # noqa: E402
 from tests.support.processes import running  # noqa: E402
 from tests.support.waiting import free_port  # noqa: E402
 
@@ -165,7 +166,7 @@ def page_paths(url: str, depth: int) -> dict[str, str]:
     with psycopg.connect(url) as conn:
         for label, filters, where in (
             ("all", FileFilters(), ""),
-            ("status", FileFilters(status="PROCESSED"), " AND status = 'PROCESSED'"),
+            ("status", FileFilters(status=Status.PROCESSED), " AND status = 'PROCESSED'"),
         ):
             row = conn.execute(
                 f"SELECT created_at, id FROM files WHERE tenant = %s{where}"  # noqa: S608

@@ -249,7 +249,7 @@ def test_events_flow_again_after_the_redis_connection_drops(
 
     before = wait_until(subscribed_id, what="the gateway's subscription")
     with connect(f"ws://{address}/ws?token={key}") as ws:
-        redis_client.client_kill_filter(_id=before)
+        redis_client.client_kill_filter(_id=str(before))
         wait_until(
             lambda: (now := subscribed_id()) is not None and now != before,
             what="the gateway to re-subscribe",

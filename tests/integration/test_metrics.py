@@ -24,7 +24,7 @@ from filepipe.process.bucket_events import ObjectCreated
 from filepipe.process.dead_letters import fail_dead_letter
 from filepipe.runtime import Runtime
 from tests.support.functions import function_app
-from tests.support.metrics import families, scrape, value
+from tests.support.metrics import families, samples_of, scrape, value
 from tests.support.pipeline import Pipeline, pipeline
 from tests.support.processes import running
 from tests.support.receiver import Receiver
@@ -182,8 +182,8 @@ def test_a_held_file_lock_counts_as_contention(settings: Settings) -> None:
     finally:
         client.close()
     recorded = metrics.get()
-    assert recorded.lock_contention.collect()[0].samples[0].value == 1
-    waits = {s.labels["result"]: s.value for s in recorded.lock_wait.collect()[0].samples}
+    assert samples_of(recorded.lock_contention)[0].value == 1
+    waits = {s.labels["result"]: s.value for s in samples_of(recorded.lock_wait)}
     assert "acquired" in waits and "busy" in waits
 
 

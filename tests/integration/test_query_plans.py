@@ -42,7 +42,7 @@ def tenant(conn: Conn) -> Iterator[str]:
 
 def plan_nodes(conn: Conn, statement: sql.Composable | str, params: Any) -> list[dict[str, Any]]:
     query = sql.SQL("EXPLAIN (FORMAT JSON) {}").format(
-        statement if isinstance(statement, sql.Composable) else sql.SQL(statement)  # type: ignore[arg-type]
+        statement if isinstance(statement, sql.Composable) else sql.SQL(statement)
     )
     row = conn.execute(query, params).fetchone()
     assert row is not None

@@ -80,8 +80,8 @@ def test_an_unpublished_event_is_published(
 
     wait_until(
         lambda: conn.execute(
-            "SELECT published_at FROM events WHERE id = %s", (event["id"],)
-        ).fetchone()["published_at"],
+            "SELECT 1 FROM events WHERE id = %s AND published_at IS NOT NULL", (event["id"],)
+        ).fetchone(),
         timeout=30,
         what="reconcile to publish the event",
     )

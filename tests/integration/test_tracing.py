@@ -61,7 +61,11 @@ def parent_of(span: ReadableSpan) -> int | None:
 
 def span_id(span: ReadableSpan) -> int:
     assert span.context is not None
-    return span.context.span_id
+    return int(span.context.span_id)
+
+
+def attribute(span: ReadableSpan, name: str) -> object:
+    return (span.attributes or {}).get(name)
 
 
 def descends(span: ReadableSpan, ancestor: ReadableSpan, by_id: dict[int, ReadableSpan]) -> bool:
@@ -97,17 +101,20 @@ def test_an_upload_is_one_trace_from_presign_to_the_webhook(
 
     finished = list(spans.get_finished_spans())
     by_id = {span_id(s): s for s in finished}
-    named = lambda name: [s for s in finished if s.name == name]  # noqa: E731
+
+    def named(name: str) -> list[ReadableSpan]:
+        return [s for s in finished if s.name == name]
+
     request = one(named("POST /uploads"), "presign's request span")
     insert = one(
-        [s for s in finished if str(s.attributes.get("db.statement", "")).find("INTO files") > 0],
+        [s for s in finished if str(attribute(s, "db.statement") or "").find("INTO files") > 0],
         "the files insert",
     )
     processing = one(named("process file"), "the processing span")
     lock = one(named("lock file"), "the lock span")
     read = one(named("read object"), "the S3 read span")
     get_object = one(
-        [s for s in finished if s.attributes.get("rpc.method") == "GetObject"], "GetObject"
+        [s for s in finished if attribute(s, "rpc.method") == "GetObject"], "GetObject"
     )
     notify = one(named("notify file.processed"), "notify's span")
     delivery = one(named("webhook POST"), "the webhook delivery")

@@ -10,7 +10,7 @@ from tests.support.processes import ROOT
 
 def function_app(function: str, target: str | None = None) -> Flask:
     """The functions-framework app serving ``functions/<function>/main.py``'s ``target``."""
-    app: Flask = create_app(
+    app: Flask = create_app(  # type: ignore[no-untyped-call]
         target=target or function, source=str(ROOT / "functions" / function / "main.py")
     )
     return app

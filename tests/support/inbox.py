@@ -26,7 +26,8 @@ class Inbox:
 
     def empty(self) -> bool:
         self.channel.cancel()
-        return self.channel.queue_declare(self.queue, passive=True).method.message_count == 0
+        declared = self.channel.queue_declare(self.queue, passive=True)
+        return bool(declared.method.message_count == 0)
 
 
 @contextmanager

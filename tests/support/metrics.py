@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import requests
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
@@ -30,3 +31,8 @@ def value(samples: list[Sample], name: str, **labels: str) -> float:
         for s in samples
         if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
     )
+
+
+def samples_of(metric: MetricWrapperBase) -> list[Sample]:
+    """The samples a metric of this process holds now (no server involved)."""
+    return [sample for family in metric.collect() for sample in family.samples]

@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from filepipe.files.store import Position
 from filepipe.query import cursors
-from filepipe.query.cursors import CursorCodec, InvalidCursor, Position, codec_for, scope_digest
+from filepipe.query.cursors import CursorCodec, InvalidCursor, codec_for, scope_digest
 
 SECRET = b"0123456789abcdef0123456789abcdef"
 POSITION = Position(datetime(2026, 3, 1, 12, 30, 45, 123456, tzinfo=UTC), uuid.uuid4())

@@ -12,7 +12,7 @@ from filepipe import metrics
 from filepipe.config import Settings
 from filepipe.errors import ConfigError
 from filepipe.web import Api, Route, json_response
-from tests.support.metrics import scrape, value
+from tests.support.metrics import samples_of, scrape, value
 from tests.support.waiting import free_port
 
 
@@ -48,7 +48,7 @@ def test_requests_are_counted_by_route_pattern_method_and_status() -> None:
 
 
 def test_each_test_starts_from_fresh_metrics() -> None:
-    assert metrics.get().http_requests.collect()[0].samples == []
+    assert samples_of(metrics.get().http_requests) == []
 
 
 def test_serve_is_once_per_process_and_leaves_a_taken_port_alone() -> None:

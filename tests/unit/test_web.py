@@ -21,6 +21,7 @@ from filepipe import metrics
 from filepipe.errors import BadRequest, DependencyError, Unauthorized
 from filepipe.web import Api, Route, bounded_int, json_body, json_response
 from filepipe.web.limits import MAX_HEADER_BYTES, MAX_TARGET_BYTES, RequestLimits
+from tests.support.metrics import samples_of
 
 FILE_ID = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
 
@@ -122,7 +123,7 @@ def test_public_routes_need_no_key() -> None:
         redis.exceptions.TimeoutError("Timeout reading from socket"),
         EndpointConnectionError(endpoint_url="http://127.0.0.1:1"),
         ClientError(
-            {"Error": {"Code": "SlowDown"}, "ResponseMetadata": {"HTTPStatusCode": 503}},
+            {"Error": {"Code": "SlowDown"}, "ResponseMetadata": {"HTTPStatusCode": 503}},  # type: ignore[typeddict-item]
             "GetObject",
         ),
     ],
@@ -146,7 +147,7 @@ def test_anything_else_is_a_500_that_reveals_nothing() -> None:
 def test_an_unknown_method_is_one_metrics_label() -> None:
     for method in ("FOO", "BAR", "GET"):
         call(method, "/nope")
-    samples = metrics.get().http_requests.collect()[0].samples
+    samples = samples_of(metrics.get().http_requests)
     methods = {sample.labels["method"] for sample in samples}
     assert methods == {"OTHER", "GET"}
 
