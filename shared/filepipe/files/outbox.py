@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 from psycopg import Connection
+from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
@@ -82,27 +83,15 @@ def record(conn: Connection[Any], event: Event) -> None:
 
 
 def load(conn: Connection[Any], event_ids: Iterable[str]) -> list[Event]:
-    rows = conn.execute(
-        """
-        SELECT id, type, source, subject, tenant, file_id, data, traceparent, created_at
-        FROM events WHERE id = ANY(%s) ORDER BY created_at, id
-        """,
-        (list(event_ids),),
-    ).fetchall()
-    return [
-        Event(
-            id=row["id"],
-            type=row["type"],
-            source=row["source"],
-            subject=row["subject"],
-            tenant=row["tenant"],
-            file_id=row["file_id"],
-            data=row["data"],
-            time=row["created_at"],
-            traceparent=row["traceparent"],
-        )
-        for row in rows
-    ]
+    with conn.cursor(row_factory=class_row(Event)) as cur:
+        return cur.execute(
+            """
+            SELECT id, type, source, subject, tenant, file_id, data, traceparent,
+                   created_at AS time
+            FROM events WHERE id = ANY(%s) ORDER BY created_at, id
+            """,
+            (list(event_ids),),
+        ).fetchall()
 
 
 def ids_of_file(conn: Connection[Any], file_id: uuid.UUID) -> list[str]:

@@ -175,30 +175,28 @@ def pending_since(conn: Connection[Any], before: datetime, limit: int) -> list[F
         ).fetchall()
 
 
+_FILTER_CONDITIONS: dict[str, sql.Composable] = {
+    "status": sql.SQL("status = %(status)s"),
+    "content_type": sql.SQL("{} = %(content_type)s").format(EFFECTIVE_TYPE),
+    "filename": sql.SQL("filename = %(filename)s"),
+    "sha256": sql.SQL("sha256 = %(sha256)s"),
+    "created_after": sql.SQL("created_at > %(created_after)s"),
+    "created_before": sql.SQL("created_at < %(created_before)s"),
+}
+"""The condition of each ``FileFilters`` field, with the parameter named as the field."""
+
+
 def list_statement(
     tenant: str, filters: FileFilters, *, limit: int, after: Position | None = None
 ) -> tuple[sql.Composed, dict[str, Any]]:
     """The statement and parameters of one page: at most ``limit`` rows after ``after``."""
     conditions: list[sql.Composable] = [sql.SQL("tenant = %(tenant)s")]
     params: dict[str, Any] = {"tenant": tenant, "limit": limit}
-    if filters.status is not None:
-        conditions.append(sql.SQL("status = %(status)s"))
-        params["status"] = str(filters.status)
-    if filters.content_type is not None:
-        conditions.append(sql.SQL("{} = %(content_type)s").format(EFFECTIVE_TYPE))
-        params["content_type"] = filters.content_type
-    if filters.filename is not None:
-        conditions.append(sql.SQL("filename = %(filename)s"))
-        params["filename"] = filters.filename
-    if filters.sha256 is not None:
-        conditions.append(sql.SQL("sha256 = %(sha256)s"))
-        params["sha256"] = filters.sha256
-    if filters.created_after is not None:
-        conditions.append(sql.SQL("created_at > %(created_after)s"))
-        params["created_after"] = filters.created_after
-    if filters.created_before is not None:
-        conditions.append(sql.SQL("created_at < %(created_before)s"))
-        params["created_before"] = filters.created_before
+    for name, condition in _FILTER_CONDITIONS.items():
+        value = getattr(filters, name)
+        if value is not None:
+            conditions.append(condition)
+            params[name] = value
     if after is not None:
         conditions.append(sql.SQL("(created_at, id) < (%(after_created_at)s, %(after_id)s)"))
         params["after_created_at"] = after.created_at

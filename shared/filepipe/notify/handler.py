@@ -27,12 +27,9 @@ PING_SWEEP_BUDGET = 20.0
 """Seconds a ping's sweep may take (attempts then left wait for the next ping)."""
 
 
+@logs.bound()
 def handle(event: CloudEvent) -> None:
-    with logs.bound():
-        _handle(event)
-
-
-def _handle(event: CloudEvent) -> None:
+    """Route one CloudEvent (its log records share one scope)."""
     rt = runtime.current()
     event_type = event["type"]
     if event_type == PING:

@@ -22,12 +22,9 @@ from filepipe.process.verify import process_notification
 log = logging.getLogger(__name__)
 
 
+@logs.bound()
 def handle(event: CloudEvent) -> None:
-    with logs.bound():
-        _handle(event)
-
-
-def _handle(event: CloudEvent) -> None:
+    """Route one CloudEvent (its log records share one scope)."""
     rt = runtime.current()
     event_type = event["type"]
     if event_type == PING:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from psycopg import Connection
+
 from filepipe import events, logs
 from filepipe.errors import Conflict, UnprocessableContent
 from filepipe.files import outbox, store
@@ -104,7 +106,9 @@ def create_upload(
     )
 
 
-def _replayed(conn: Any, tenant: str, idempotency_key: str | None, fingerprint: str) -> FileRow:
+def _replayed(
+    conn: Connection[Any], tenant: str, idempotency_key: str | None, fingerprint: str
+) -> FileRow:
     """The file an earlier request with this Idempotency-Key created (same body), or a 422."""
     assert idempotency_key is not None, "only a key can conflict"
     file = store.by_idempotency_key(conn, tenant, idempotency_key)

@@ -31,6 +31,7 @@ from opentelemetry import propagate
 from opentelemetry.trace import SpanKind
 from psycopg import Connection
 from psycopg.errors import ForeignKeyViolation
+from psycopg.rows import class_row
 from psycopg_pool import ConnectionPool
 
 from filepipe import metrics
@@ -59,7 +60,7 @@ SET attempts = m.attempts + 1, updated_at = now(),
     next_attempt_at = now() + make_interval(secs => %(lease)s)
 FROM due, webhook_endpoints e
 WHERE m.endpoint_id = due.endpoint_id AND m.event_id = due.event_id AND e.id = m.endpoint_id
-RETURNING m.endpoint_id, m.event_id, m.attempts, m.payload, e.url, e.secret
+RETURNING m.endpoint_id, m.event_id, m.attempts AS attempt, m.payload, e.url, e.secret
 """
 _CLAIM_ANY = _CLAIM.format(only_event="")
 _CLAIM_EVENT = _CLAIM.format(only_event="AND m.event_id = %(event_id)s")
@@ -100,18 +101,11 @@ def enqueue(pool: ConnectionPool[Any], event: CloudEvent) -> int:
 def claim(pool: ConnectionPool[Any], *, lease: float, event_id: str | None = None) -> Claim | None:
     """Take the most overdue pending message (of ``event_id`` only, if given), or None."""
     params = {"lease": lease, "event_id": event_id}
-    with pool.connection() as conn:
-        row = conn.execute(_CLAIM_ANY if event_id is None else _CLAIM_EVENT, params).fetchone()
-    if row is None:
-        return None
-    return Claim(
-        endpoint_id=row["endpoint_id"],
-        event_id=row["event_id"],
-        attempt=row["attempts"],
-        payload=row["payload"],
-        url=row["url"],
-        secret=row["secret"],
-    )
+    with pool.connection() as conn, conn.cursor(row_factory=class_row(Claim)) as cur:
+        claimed: Claim | None = cur.execute(
+            _CLAIM_ANY if event_id is None else _CLAIM_EVENT, params
+        ).fetchone()
+    return claimed
 
 
 def attempt(settings: Settings, claimed: Claim) -> transport.Outcome:
