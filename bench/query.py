@@ -91,7 +91,7 @@ def query_function(url: str, cache_ttl: float) -> Iterator[int]:
         "FILEPIPE_LOG_LEVEL": "WARNING",
         "FILEPIPE_DB_POOL_MAX": "8",
     }
-    args = ["-m", "functions_framework", "--source", "functions/query/main.py"]
+    args = ["-m", "filepipe.server", "--source", "functions/query/main.py"]
     with running([*args, "--target", "query", "--port", str(port)], port=port, env=env):
         yield port
 
