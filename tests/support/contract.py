@@ -3,6 +3,7 @@
 ``conforms(response, "query", "/files/{id}", "GET")`` asserts the status is declared for the
 operation in the query function's document, the media type and body match its schema (JSON
 Schema 2020-12 with format checks) and every required header is present and well-formed.
+``serve_command(function, port)`` is how a test runs an HTTP function as a real process.
 """
 
 from __future__ import annotations
@@ -13,6 +14,22 @@ from openapi_schema_validator import OAS31Validator
 from werkzeug.test import TestResponse
 
 from filepipe import openapi
+
+_ENTRY_POINTS = {
+    "presign": ("functions/presign/main.py", "presign"),
+    "query": ("functions/query/main.py", "query"),
+    "webhooks": ("functions/notify/main.py", "webhooks"),
+}
+
+
+def serve_command(function: str, port: int) -> list[str]:
+    """The arguments (after the interpreter) that serve HTTP ``function`` on 127.0.0.1:``port``,
+    as ``local/Procfile`` does; for ``tests.support.processes.running``."""
+    source, target = _ENTRY_POINTS[function]
+    return [
+        *("-m", "functions_framework", "--source", source, "--target", target),
+        *("--host", "127.0.0.1", "--port", str(port)),
+    ]
 
 
 def resolve(function: str, node: dict[str, Any]) -> dict[str, Any]:
