@@ -38,8 +38,12 @@ PARAMETERS = frozenset(
     }
 )
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
-# A '+' of a UTC offset that was not percent-encoded arrives as a space: "...T10:00:00 02:00".
-_UNENCODED_OFFSET = re.compile(r"(T[0-9:.]+) ([0-9]{2}:?[0-9]{2})$")
+# RFC 3339 date-time (section 5.6), upper-case T and Z as the API documents them. A '+' of an
+# offset that was not percent-encoded arrives as a space ("...T10:00:00 02:00"): taken as '+'.
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+    r"(?:Z|(?P<sign>[+ -])[0-9]{2}:[0-9]{2})"
+)
 
 Fail = Callable[[str, str], None]
 
@@ -118,11 +122,19 @@ def _sha256(value: str | None, fail: Fail) -> str | None:
 def _timestamp(name: str, value: str | None, fail: Fail) -> datetime | None:
     if value is None:
         return None
-    try:
-        parsed = datetime.fromisoformat(_UNENCODED_OFFSET.sub(r"\1+\2", value.strip()))
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.tzinfo is None:
+    match = _RFC3339.fullmatch(value)
+    parsed = None
+    if match is not None:
+        text = (
+            value
+            if match["sign"] != " "
+            else f"{value[: match.start('sign')]}+{value[match.end('sign') :]}"
+        )
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:  # out of range: month 13, second 60...
+            parsed = None
+    if parsed is None:
         fail(name, "must be an RFC 3339 date-time with an offset, such as 2026-01-31T09:30:00Z")
         return None
     return parsed

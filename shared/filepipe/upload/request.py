@@ -24,6 +24,8 @@ MAX_METADATA_VALUE = 512
 MAX_METADATA_BYTES = 2048
 MAX_IDEMPOTENCY_KEY = 255
 
+_ABSENT = object()
+"""An optional field left out (``null`` is not the same: it is refused)."""
 _FIELDS = frozenset({"filename", "content_type", "size", "sha256", "metadata"})
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 _METADATA_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -61,8 +63,8 @@ def parse_upload_request(
     filename = _filename(body.get("filename"), fail)
     content_type = _content_type(body.get("content_type"), fail)
     size = _size(body.get("size"), fail)
-    sha256 = _sha256(body.get("sha256"), fail)
-    metadata = _metadata(body.get("metadata"), fail)
+    sha256 = _sha256(body.get("sha256", _ABSENT), fail)
+    metadata = _metadata(body.get("metadata", _ABSENT), fail)
     if errors:
         raise BadRequest("the upload request is invalid", errors=errors)
     assert filename is not None and content_type is not None and size is not None
@@ -116,6 +118,8 @@ def _content_type(value: Any, fail: Any) -> str | None:
 
 
 def _size(value: Any, fail: Any) -> int | None:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON has one number type: 1.0 is the integer 1 (as JSON Schema says)
     if isinstance(value, bool) or not isinstance(value, int):
         fail("size", "required, an integer number of bytes")
         return None
@@ -126,7 +130,7 @@ def _size(value: Any, fail: Any) -> int | None:
 
 
 def _sha256(value: Any, fail: Any) -> str | None:
-    if value is None:
+    if value is _ABSENT:
         return None
     if not isinstance(value, str) or not _SHA256.fullmatch(value):
         fail("sha256", "must be 64 hexadecimal characters (the SHA-256 of the content)")
@@ -135,7 +139,7 @@ def _sha256(value: Any, fail: Any) -> str | None:
 
 
 def _metadata(value: Any, fail: Any) -> dict[str, str]:
-    if value is None:
+    if value is _ABSENT:
         return {}
     if not isinstance(value, dict):
         fail("metadata", "must be an object of string keys to string values")

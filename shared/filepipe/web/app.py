@@ -4,13 +4,14 @@
 functions-framework loads that module inside its new app's context, so the app (whose name is the
 target) is set up before it serves a request: every refusal of the framework itself (its 404s,
 405s, a request that is not a CloudEvent, a crash) answers problem+json through the one mapping,
-and the request limits hold before anything reads a body.
+the request limits hold before anything reads a body, and every path reaches the function.
 """
 
 from __future__ import annotations
 
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.routing import PathConverter
 
 from filepipe import metrics, runtime
 from filepipe.web.limits import RequestLimits
@@ -25,12 +26,20 @@ def start_function() -> None:
     """
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     settings = runtime.start(app.name, app)
+    app.url_map.converters["path"] = AnyPath  # before functions-framework adds its routes
     app.register_error_handler(HTTPException, _framework_error)
     app.register_error_handler(InternalServerError, _crash)
     app.wsgi_app = RequestLimits(  # type: ignore[method-assign]
         app.wsgi_app, max_body_bytes=settings.max_request_bytes
     )
     metrics.serve_before_fork(settings.metrics_port)
+
+
+class AnyPath(PathConverter):
+    """functions-framework's catch-all ``/<path:path>``, matching every path: werkzeug's own
+    stops at a newline (``%0A``), so such a request never reached the function's edge."""
+
+    regex = "[^/](?:.|\n)*?"
 
 
 def _framework_error(error: HTTPException) -> Response:

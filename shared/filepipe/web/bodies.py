@@ -9,9 +9,7 @@ from typing import Any
 
 from flask import Request, Response
 
-from filepipe.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-
-MAX_JSON_BODY = 64 * 1024
+from filepipe.errors import BadRequest, UnsupportedMediaType
 
 
 def iso(value: datetime | None) -> str | None:
@@ -33,20 +31,15 @@ def json_response(
 def json_body(request: Request) -> dict[str, Any]:
     """The request's JSON object body, or a 4xx problem saying what is wrong with it.
 
-    Refused: another media type (415), more than ``MAX_JSON_BODY`` bytes (413), bytes that are
-    not UTF-8 JSON, nesting too deep to parse, integers beyond Python's digit limit, strings with
-    lone surrogates (``"\\ud800"``, which no database or UTF-8 encoder takes), and anything but an
-    object (400).
+    The size is bounded before (``FILEPIPE_MAX_REQUEST_BYTES``, ``filepipe.web.limits``).
+    Refused: another media type (415); bytes that are not UTF-8 JSON, nesting too deep to parse,
+    integers beyond Python's digit limit, strings with lone surrogates (``"\\ud800"``, which no
+    database or UTF-8 encoder takes), and anything but an object (400).
     """
     if request.mimetype != "application/json":
         raise UnsupportedMediaType("send the body as application/json")
-    if (request.content_length or 0) > MAX_JSON_BODY:
-        raise PayloadTooLarge(f"the JSON body must be at most {MAX_JSON_BODY} bytes")
-    raw = request.get_data(cache=True)
-    if len(raw) > MAX_JSON_BODY:
-        raise PayloadTooLarge(f"the JSON body must be at most {MAX_JSON_BODY} bytes")
     try:
-        body = json.loads(raw.decode("utf-8"))
+        body = json.loads(request.get_data(cache=True).decode("utf-8"))
         json.dumps(body, ensure_ascii=False).encode("utf-8")
     except RecursionError as exc:
         raise BadRequest("the JSON body is nested too deeply") from exc

@@ -67,13 +67,17 @@ def parse_url(url: object) -> Target:
         raise UnsafeURL(f"the URL must be at most {MAX_URL_LENGTH} characters")
     if not url.isascii() or any(c <= " " or c in "\\\x7f" for c in url):
         raise UnsafeURL("the URL must be ASCII without spaces, controls or backslashes (punycode)")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError as exc:  # e.g. an unbalanced '[' or ']'
+        raise UnsafeURL("the URL is malformed") from exc
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS:
         raise UnsafeURL("the URL scheme must be http or https")
     if "@" in parts.netloc:
         raise UnsafeURL("the URL must not carry credentials")
-    host = (parts.hostname or "").lower()
+    host = (hostname or "").lower()
     if not host:
         raise UnsafeURL("the URL has no host")
     try:

@@ -1,0 +1,97 @@
+"""Schemathesis hooks of the contract run (``SCHEMATHESIS_HOOKS=tests.contract.hooks``).
+
+They keep *positive* cases valid where the document can only say so in prose, so that
+``positive_data_acceptance`` holds the server to what the document promises:
+
+- ``x-filepipe-max-utf8-bytes``: a filename longer than 255 bytes of UTF-8 is dropped;
+- ``x-filepipe-max-json-bytes``: metadata longer than 2048 bytes as JSON is dropped;
+- ``GET /files``: a ``cursor`` is only valid if the server issued it (it is removed), and
+  ``created_after`` must be earlier than ``created_before`` (the latter is removed if not).
+
+And half the drawn ids of positive cases are replaced by ids of the tenant's own files or endpoints
+(``FILEPIPE_CONTRACT_FILE_IDS``, ``FILEPIPE_CONTRACT_WEBHOOK_IDS``: comma-separated), so that reads
+succeed and their answers are checked too; the other half stay unknown (a 404).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from datetime import datetime
+from typing import Any
+
+import schemathesis
+from schemathesis import Case, GenerationMode, HookContext
+from schemathesis.generation.meta import TestPhase
+
+_ID_SOURCES = {
+    "getFile": "FILEPIPE_CONTRACT_FILE_IDS",
+    "getFileLogs": "FILEPIPE_CONTRACT_FILE_IDS",
+    "getWebhook": "FILEPIPE_CONTRACT_WEBHOOK_IDS",
+    "deleteWebhook": "FILEPIPE_CONTRACT_WEBHOOK_IDS",
+    "listWebhookDeliveries": "FILEPIPE_CONTRACT_WEBHOOK_IDS",
+}
+
+
+@schemathesis.hook
+def filter_case(context: HookContext, case: Case[Any]) -> bool:
+    if not _positive(case):
+        return True
+    operation = _operation_id(case)
+    if operation == "createUpload" and isinstance(case.body, dict):
+        metadata = case.body.get("metadata")
+        return not (
+            _too_many_bytes(case.body.get("filename"), 255)
+            or (isinstance(metadata, dict) and len(json.dumps(metadata).encode()) > 2048)
+        )
+    if operation == "listFiles" and case.query:
+        return not _too_many_bytes(case.query.get("filename"), 255)
+    return True
+
+
+@schemathesis.hook
+def map_case(context: HookContext, case: Case[Any]) -> Case[Any]:
+    if not _positive(case):
+        return case
+    operation = _operation_id(case)
+    if operation == "listFiles" and case.query:
+        case.query.pop("cursor", None)
+        after, before = case.query.get("created_after"), case.query.get("created_before")
+        if after is not None and before is not None and not _earlier(after, before):
+            del case.query["created_before"]
+    source = _ID_SOURCES.get(operation)
+    drawn = _uuid((case.path_parameters or {}).get("id"))
+    linked = case.meta is not None and case.meta.phase.name == TestPhase.STATEFUL  # a real id
+    if source and drawn is not None and not linked and drawn.int % 2 == 0:
+        existing = [value for value in os.environ.get(source, "").split(",") if value]
+        if existing:
+            chosen = existing[drawn.int // 2 % len(existing)]
+            case.path_parameters = {**(case.path_parameters or {}), "id": chosen}
+    return case
+
+
+def _positive(case: Case[Any]) -> bool:
+    return case.meta is not None and case.meta.generation.mode == GenerationMode.POSITIVE
+
+
+def _operation_id(case: Case[Any]) -> str:
+    return str(case.operation.definition.raw.get("operationId", ""))
+
+
+def _too_many_bytes(value: Any, limit: int) -> bool:
+    return isinstance(value, str) and len(value.encode()) > limit
+
+
+def _uuid(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _earlier(after: Any, before: Any) -> bool:
+    try:
+        return datetime.fromisoformat(str(after)) < datetime.fromisoformat(str(before))
+    except (TypeError, ValueError):
+        return True  # not both parseable: the server refuses them for another reason
