@@ -6,7 +6,7 @@ from cloudevents.http import CloudEvent
 from filepipe.process.handler import handle
 from filepipe.web import start_function
 
-start_function()
+start_function(internal={"process"})
 
 
 @functions_framework.cloud_event

@@ -79,7 +79,10 @@ def serve(settings: Settings, topology: Topology) -> int:
         log.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc)
         return 1
     sender = Sender(
-        timeout=settings.delivery_timeout, backoff_scale=settings.backoff_scale, stop=stop
+        timeout=settings.delivery_timeout,
+        backoff_scale=settings.backoff_scale,
+        stop=stop,
+        event_token=settings.event_token,
     )
     sinks = SinkSender(publisher, sender)
     subscriptions = [

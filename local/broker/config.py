@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from filepipe.config import AMQP_URL, LOG_LEVEL, S3_NOTIFY_EXCHANGE
+from filepipe.config import AMQP_URL, EVENT_TOKEN, LOG_LEVEL, S3_NOTIFY_EXCHANGE
 from local.broker.errors import ConfigError
 
 HOST = "FILEPIPE_BROKER_HOST"
@@ -56,6 +56,9 @@ class Settings:
     log_level: str = "INFO"
     metrics_port: int = 0
     """Where the emulator serves ``/metrics`` (dead letters; 9090 under ``make up``); 0: off."""
+    event_token: str | None = field(default=None, repr=False)
+    """Sent as ``X-Filepipe-Event-Token`` with every delivery (the functions' internal targets
+    refuse events without it when they are given one)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -84,6 +87,7 @@ class Settings:
             delivery_timeout=get(DELIVERY_TIMEOUT, _positive, defaults.delivery_timeout),
             log_level=get(LOG_LEVEL, str.upper, defaults.log_level),
             metrics_port=get(METRICS_PORT, _metrics_port, defaults.metrics_port),
+            event_token=get(EVENT_TOKEN, str, defaults.event_token),
         )
 
 

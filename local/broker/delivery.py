@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import requests
 
+from filepipe.web.senders import TOKEN_HEADER
 from local.broker.durations import backoff_delays
 from local.broker.envelope import Envelope
 from local.broker.manifests import DeliverySpec
@@ -63,11 +64,17 @@ class Sender:
     """POSTs envelopes with retries; safe to share between threads."""
 
     def __init__(
-        self, *, timeout: float, backoff_scale: float, stop: threading.Event | None = None
+        self,
+        *,
+        timeout: float,
+        backoff_scale: float,
+        stop: threading.Event | None = None,
+        event_token: str | None = None,
     ) -> None:
         self._timeout = timeout
         self._scale = backoff_scale
         self._stop = stop or threading.Event()
+        self._sender_headers = {TOKEN_HEADER: event_token} if event_token else {}
 
     def send(self, envelope: Envelope, url: str, delivery: DeliverySpec) -> Outcome:
         """Deliver ``envelope`` to ``url`` following ``delivery``'s retry policy."""
@@ -89,7 +96,7 @@ class Sender:
 
     def post(self, envelope: Envelope, url: str, timeout: float | None = None) -> Response:
         """One POST of ``envelope`` in binary content mode."""
-        headers = {**envelope.http_headers(), "Prefer": "reply"}
+        headers = {**envelope.http_headers(), **self._sender_headers, "Prefer": "reply"}
         try:
             reply = requests.post(
                 url,

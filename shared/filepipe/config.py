@@ -45,6 +45,7 @@ RECONCILE_GRACE = "FILEPIPE_RECONCILE_GRACE"
 RECONCILE_BATCH = "FILEPIPE_RECONCILE_BATCH"
 CACHE_TTL = "FILEPIPE_CACHE_TTL"
 CURSOR_SECRET = "FILEPIPE_CURSOR_SECRET"  # noqa: S105 - a variable name
+EVENT_TOKEN = "FILEPIPE_EVENT_TOKEN"  # noqa: S105 - a variable name
 WEBHOOK_RETRY_SCHEDULE = "FILEPIPE_WEBHOOK_RETRY_SCHEDULE"
 WEBHOOK_TIMEOUT = "FILEPIPE_WEBHOOK_TIMEOUT"
 WEBHOOK_MAX_FAILURES = "FILEPIPE_WEBHOOK_MAX_FAILURES"
@@ -125,6 +126,9 @@ class Settings:
     reconcile_batch: int = 200
     cache_ttl: float = 300.0
     cursor_secret: str | None = field(default=None, repr=False)
+    event_token: str | None = field(default=None, repr=False)
+    """The shared secret the broker sends as ``X-Filepipe-Event-Token`` to internal targets
+    (process, notify); unset: they accept any sender (development only)."""
     webhook_retry_schedule: tuple[float, ...] = (1.0, 5.0, 30.0, 120.0, 600.0)
     """Seconds to wait before retry 1, 2, … of a failed webhook delivery (comma list in the
     environment); its length is the number of retries."""
@@ -206,6 +210,7 @@ _ENV_NAMES = {
     "reconcile_batch": RECONCILE_BATCH,
     "cache_ttl": CACHE_TTL,
     "cursor_secret": CURSOR_SECRET,
+    "event_token": EVENT_TOKEN,
     "webhook_retry_schedule": WEBHOOK_RETRY_SCHEDULE,
     "webhook_timeout": WEBHOOK_TIMEOUT,
     "webhook_max_failures": WEBHOOK_MAX_FAILURES,
@@ -339,6 +344,8 @@ def _validate(s: Settings) -> None:
         ("migrations_dir", s.migrations_dir != "", "must not be empty"),
         ("cursor_secret", s.cursor_secret is None or len(s.cursor_secret.encode()) >= 16,
          "must be at least 16 bytes long"),
+        ("event_token", s.event_token is None or len(s.event_token.encode()) >= 16,
+         "must be at least 16 bytes long"),
     ]  # fmt: skip
     for name, ok, rule in checks:
         if not ok:
@@ -395,7 +402,9 @@ _URL_SCHEMES = {
     "k_sink": _HTTP,
     "otlp_endpoint": _HTTP,
 }
-_NOT_ECHOED = frozenset({"s3_access_key_id", "s3_secret_access_key", "cursor_secret"})
+_NOT_ECHOED = frozenset(
+    {"s3_access_key_id", "s3_secret_access_key", "cursor_secret", "event_token"}
+)
 _MEDIA_NAME = r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}"
 _MEDIA_RANGE = re.compile(rf"\*/\*|{_MEDIA_NAME}/(?:\*|{_MEDIA_NAME})")
 """RFC 6838 section 4.2 restricted names (lower case: they are normalized), or ``*`` wildcards."""

@@ -21,6 +21,9 @@ from tests.support.processes import running, stop
 from tests.support.receiver import Receiver, receiving
 from tests.support.waiting import free_port
 
+EVENT_TOKEN = "pipeline-event-token-0123456789"
+"""What the broker sends the process function, which refuses events without it."""
+
 
 @dataclass
 class Pipeline:
@@ -100,6 +103,7 @@ def pipeline(
             ),
             "FILEPIPE_PING_INTERVAL": "0",
             "FILEPIPE_BROKER_BACKOFF_SCALE": "0.5",
+            "FILEPIPE_EVENT_TOKEN": EVENT_TOKEN,
             **overrides,
         }
         broker_log = logs / "broker.log" if logs else None

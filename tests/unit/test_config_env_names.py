@@ -60,6 +60,7 @@ def test_every_variable_is_read_and_parsed_into_its_field() -> None:
         "FILEPIPE_RECONCILE_BATCH": "9",
         "FILEPIPE_CACHE_TTL": "10",
         "FILEPIPE_CURSOR_SECRET": "0123456789abcdef",
+        "FILEPIPE_EVENT_TOKEN": "event-token-0123456789",
         "FILEPIPE_WEBHOOK_RETRY_SCHEDULE": "1,2",
         "FILEPIPE_WEBHOOK_TIMEOUT": "11",
         "FILEPIPE_WEBHOOK_MAX_FAILURES": "12",

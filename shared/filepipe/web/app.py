@@ -9,6 +9,8 @@ the request limits hold before anything reads a body, and every path reaches the
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.routing import PathConverter
@@ -16,10 +18,14 @@ from werkzeug.routing import PathConverter
 from filepipe import metrics, runtime
 from filepipe.web.limits import RequestLimits
 from filepipe.web.problems import response_for
+from filepipe.web.senders import require_broker
 
 
-def start_function() -> None:
+def start_function(*, internal: Collection[str] = ()) -> None:
     """Set up the functions-framework app being created (call it from ``main.py``).
+
+    ``internal`` names the targets of this ``main.py`` that only the broker may call
+    (``filepipe.web.senders``).
 
     In multiprocess mode, also serves ``/metrics`` from gunicorn's master, before the fork
     (see ``filepipe.metrics``).
@@ -29,6 +35,8 @@ def start_function() -> None:
     app.url_map.converters["path"] = AnyPath  # before functions-framework adds its routes
     app.register_error_handler(HTTPException, _framework_error)
     app.register_error_handler(InternalServerError, _crash)
+    if app.name in internal:
+        require_broker(app, settings.event_token)
     app.wsgi_app = RequestLimits(  # type: ignore[method-assign]
         app.wsgi_app, max_body_bytes=settings.max_request_bytes
     )
