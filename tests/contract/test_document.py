@@ -20,7 +20,11 @@ from filepipe.notify.webhooks.api import api as webhooks_api
 from filepipe.query.api import api as query_api
 from filepipe.query.params import parse_list_query
 from filepipe.upload.api import api as presign_api
-from filepipe.upload.request import parse_upload_request, validate_idempotency_key
+from filepipe.upload.request import (
+    parse_upload_request,
+    refused_in_filename,
+    validate_idempotency_key,
+)
 from filepipe.web.routing import IdConverter, Malformed
 
 ROUTES = {
@@ -124,7 +128,6 @@ def test_document_of_an_unknown_function_is_an_error() -> None:
 
 
 # What the validators refuse, by Unicode category (Python's own tables, as the server's).
-FILENAME_REFUSED = ("Cc", "Cf", "Zl", "Zp")
 
 
 def upload_field_errors(**fields: Any) -> set[str]:
@@ -138,11 +141,7 @@ def upload_field_errors(**fields: Any) -> set[str]:
 
 def test_the_filename_pattern_refuses_exactly_the_characters_the_server_refuses() -> None:
     accepts = matcher(schema("Filename")["pattern"])
-    refused = {
-        cp
-        for cp in CODE_POINTS
-        if unicodedata.category(chr(cp)) in FILENAME_REFUSED or chr(cp) in "/\\"
-    }
+    refused = {cp for cp in CODE_POINTS if refused_in_filename(chr(cp))}
     assert {cp for cp in CODE_POINTS if not accepts("a" + chr(cp))} == refused
     for cp in SAMPLE:
         text = "a" + chr(cp)

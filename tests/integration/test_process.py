@@ -30,6 +30,10 @@ pytestmark = pytest.mark.integration
 
 Conn = psycopg.Connection[dict[str, Any]]
 PDF = b"%PDF-1.7\n" + b"pipeline " * 200 + b"\n%%EOF\n"
+JUNK = b"\xff\xff\xff\xff" + bytes(range(256)) * 8
+"""Binary bytes puremagic's weakest candidate calls text/plain."""
+LATE_BINARY = b"a,b\n" * 10_000 + b"\xff"
+"""Text for far longer than the sniffed head, then a byte no UTF-8 text has."""
 PROCESS_MAX_BYTES = 4 * 1024 * 1024
 
 
@@ -196,8 +200,18 @@ def publish_notification(pipe: Pipeline, record: ObjectCreated) -> None:
             f"larger than the limit of {PROCESS_MAX_BYTES} bytes",
         ),
         ({"sha256": None, "content_type": "image/png"}, PDF, "content is application/pdf"),
+        (
+            {"sha256": None, "size": len(JUNK), "content_type": "text/plain"},
+            JUNK,
+            "content is application/octet-stream, text/plain declared",
+        ),
+        (
+            {"sha256": None, "size": len(LATE_BINARY), "content_type": "text/csv"},
+            LATE_BINARY,
+            "content is application/octet-stream, text/csv declared",
+        ),
     ],
-    ids=["sha256", "size", "over-limit", "content-type"],
+    ids=["sha256", "size", "over-limit", "content-type", "junk-as-text", "late-binary-as-text"],
 )
 def test_bytes_that_break_the_declaration_are_rejected_with_the_reason(
     pipe: Pipeline,

@@ -117,3 +117,32 @@ def test_judge_rejects_with_the_reason() -> None:
     assert verdict_for(big, declared_size=20_000, declared_sha256=None)[1] == (
         "object is larger than the limit of 10000 bytes"
     )
+
+
+@pytest.mark.parametrize(
+    ("head", "declared", "detected"),
+    [
+        (b"\xff\xff\xff\xff" + bytes(range(256)) * 4, "text/plain", "application/octet-stream"),
+        (b"PK\x03\x04" + b"\x14\x00" * 20, "application/zip", "application/zip"),
+        (b"%PDF-1.7\n% ascii only\n", "text/plain", "text/plain"),
+        (PNG, "text/plain", "image/png"),
+    ],
+)
+def test_sniff_takes_the_best_match_and_decodes_text(
+    head: bytes, declared: str, detected: str
+) -> None:
+    assert sniff(head, declared) == detected
+
+
+def test_text_is_checked_over_the_whole_object_across_chunk_boundaries() -> None:
+    text = ("é" * 5000).encode()  # 10,000 bytes: 100-byte chunks split characters
+    whole = inspect((memoryview(c) for c in chunked(text, 99)), limit=len(text), text=True)
+    assert whole.text is True
+    late_nul = text + b"\x00"
+    assert inspect(chunked(late_nul, 64), limit=len(late_nul), text=True).text is False
+    late_binary = text + b"\xff"
+    checked = inspect(chunked(late_binary, 64), limit=len(late_binary), text=True)
+    assert checked.text is False and sniff(checked.head, "text/plain", text=checked.text) == (
+        "application/octet-stream"
+    ), "the head alone looks like text; the whole object does not"
+    assert inspect(chunked(text, 64), limit=len(text)).text is None, "not asked: not checked"

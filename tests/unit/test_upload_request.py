@@ -91,3 +91,26 @@ def test_bad_idempotency_keys(key: str) -> None:
 def test_good_idempotency_key() -> None:
     assert validate_idempotency_key("order-42:retry") == "order-42:retry"
     assert validate_idempotency_key(None) is None
+
+
+@pytest.mark.parametrize(
+    "filename",
+    [
+        "a\u2215b.pdf",  # division slash
+        "a\u2044b.pdf",  # fraction slash
+        "a\uff0fb.pdf",  # fullwidth solidus: NFKC makes it '/'
+        "a\ufe68b.pdf",  # small reverse solidus: NFKC makes it '\'
+        "a\u29f8b.pdf",  # big solidus
+        "a\u0338b.pdf",  # combining long solidus overlay
+        "\uff0e",  # fullwidth full stop: NFKC makes it '.'
+        "a\u00adb.pdf",  # soft hyphen (Cf)
+    ],
+)
+def test_look_alike_separators_and_format_characters_are_refused(filename: str) -> None:
+    with pytest.raises(BadRequest):
+        parse(filename=filename)
+
+
+def test_filenames_are_stored_nfkc_normalised() -> None:
+    assert parse(filename="ﬁle\u00a0№1.pdf").filename == "file No1.pdf"
+    assert parse(filename="e\u0301te.pdf").filename == "\u00e9te.pdf"

@@ -9,6 +9,7 @@ throughput approaches the slower of network and hash rather than their sum.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import queue
 import threading
@@ -25,6 +26,12 @@ TEXTUAL_TYPES = frozenset(
 )
 
 
+OCTET_STREAM = "application/octet-stream"
+CONTAINERS = {"application/zip": (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")}
+"""Container formats, by signature: puremagic's best match for a ZIP is often a format built on
+it (OOXML, ODF, EPUB, JAR), and a file declared as the container is the container."""
+
+
 @dataclass(frozen=True)
 class Inspection:
     size: int
@@ -33,6 +40,8 @@ class Inspection:
     """Hex digest of the whole object; ``None`` when ``truncated``."""
     head: bytes
     truncated: bool
+    text: bool | None = None
+    """Whether the whole object is UTF-8 without NUL; ``None`` when that was not checked."""
 
 
 def inspect(
@@ -40,9 +49,16 @@ def inspect(
     *,
     limit: int,
     on_chunk: Callable[[], None] | None = None,
+    text: bool = False,
 ) -> Inspection:
-    """Hash and measure ``chunks``; stop as soon as more than ``limit`` bytes have arrived."""
+    """Hash and measure ``chunks``; stop as soon as more than ``limit`` bytes have arrived.
+
+    With ``text``, also decode every byte as UTF-8 (incrementally: a character may straddle two
+    chunks) and look for NULs, so a textual declaration is checked against the whole object.
+    """
     digest = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder("utf-8")() if text else None
+    is_text = text
     head = bytearray()
     size = 0
     for chunk in chunks:
@@ -52,36 +68,74 @@ def inspect(
         if size > limit:
             return Inspection(size=size, sha256=None, head=bytes(head), truncated=True)
         digest.update(chunk)
+        if decoder is not None and is_text:
+            is_text = _decodes(decoder, chunk, final=False)
         if on_chunk is not None:
             on_chunk()
-    return Inspection(size=size, sha256=digest.hexdigest(), head=bytes(head), truncated=False)
+    if decoder is not None and is_text:
+        is_text = _decodes(decoder, b"", final=True)
+    return Inspection(
+        size=size,
+        sha256=digest.hexdigest(),
+        head=bytes(head),
+        truncated=False,
+        text=is_text if text else None,
+    )
 
 
-def sniff(head: bytes, declared: str) -> str:
-    """The content type the bytes show, preferring ``declared`` when the bytes allow it.
+def _decodes(decoder: codecs.IncrementalDecoder, chunk: bytes | memoryview, *, final: bool) -> bool:
+    """Feed ``chunk`` to ``decoder``: whether it is still UTF-8 text without NUL."""
+    try:
+        return "\x00" not in decoder.decode(chunk, final=final)
+    except UnicodeDecodeError:
+        return False
 
-    Magic numbers decide binary formats. Bytes with no magic that are valid UTF-8 without NULs
-    are text: they satisfy a textual declared type (``text/*``, JSON, XML, CSV) and are
-    ``text/plain`` otherwise. Anything else is ``application/octet-stream``.
+
+def sniff(head: bytes, declared: str, *, text: bool | None = None) -> str:
+    """The content type the bytes show: ``declared`` when the bytes are what it says.
+
+    - A textual declared type (``text/*``, JSON, XML, CSV, ``+json``, ``+xml``) is checked by
+      decoding: the bytes are it when they are UTF-8 without NUL (``text``: what decoding the
+      whole object found; ``None``: the first ``SNIFF_BYTES`` are judged).
+    - Otherwise the magic numbers decide, and only puremagic's best matches (those of the highest
+      confidence) count, not any candidate; a container declared for a format built on it is
+      the container (``CONTAINERS``).
+    - Bytes with no magic are ``text/plain`` when they are text, else octet-stream.
     """
     wanted = mediatypes.normalise(declared)
+    is_text = _looks_like_text(head) if text is None else text
+    best = _best_matches(head)
+    if is_textual(wanted):
+        if is_text:
+            return wanted
+        binary = [candidate for candidate in best if not is_textual(candidate)]
+        return binary[0] if binary else OCTET_STREAM
+    if best:
+        if wanted in best or head.startswith(CONTAINERS.get(wanted, ())):
+            return wanted
+        return best[0]
+    return "text/plain" if is_text else OCTET_STREAM
+
+
+def _best_matches(head: bytes) -> list[str]:
+    """puremagic's candidates of the highest confidence, normalised (none: ``[]``)."""
     try:
-        candidates = [
-            mediatypes.normalise(match.mime_type)
-            for match in puremagic.magic_string(head)
-            if match.mime_type
-        ]
+        matches = [match for match in puremagic.magic_string(head) if match.mime_type]
     except puremagic.PureError:
-        candidates = []
-    if candidates:
-        return wanted if wanted in candidates else candidates[0]
-    if _looks_like_text(head):
-        return wanted if _is_textual(wanted) else "text/plain"
-    return "application/octet-stream"
+        return []
+    if not matches:
+        return []
+    best = max(match.confidence for match in matches)
+    return [mediatypes.normalise(m.mime_type) for m in matches if m.confidence == best]
 
 
-def _is_textual(essence: str) -> bool:
-    return essence.startswith("text/") or essence in TEXTUAL_TYPES or essence.endswith("+json")
+def is_textual(essence: str) -> bool:
+    """Whether a media type essence names text (checked by decoding rather than by magic)."""
+    return (
+        essence.startswith("text/")
+        or essence in TEXTUAL_TYPES
+        or essence.endswith(("+json", "+xml"))
+    )
 
 
 def _looks_like_text(head: bytes) -> bool:

@@ -26,7 +26,7 @@ from filepipe.files.model import FileRow, Status
 from filepipe.files.transitions import Change, Findings, apply
 from filepipe.locks import FileLock
 from filepipe.process.bucket_events import ObjectCreated
-from filepipe.process.inspection import Inspection, inspect, prefetch, sniff
+from filepipe.process.inspection import Inspection, inspect, is_textual, prefetch, sniff
 from filepipe.runtime import Runtime
 from filepipe.storage import readinto_of
 
@@ -136,7 +136,8 @@ def _stream_object(
         body = obj["Body"]
         chunks = prefetch(readinto_of(body), chunk_size=CHUNK_BYTES)
         try:
-            inspection = inspect(chunks, limit=limit, on_chunk=on_chunk)
+            textual = is_textual(mediatypes.essence(file.declared_content_type))
+            inspection = inspect(chunks, limit=limit, on_chunk=on_chunk, text=textual)
         finally:
             chunks.close()
             body.close()
@@ -168,7 +169,7 @@ def judge(file: FileRow, inspection: Inspection, *, max_bytes: int) -> Verdict:
             f"sha256 {inspection.sha256} differs from the declared {file.declared_sha256}",
             None,
         )
-    detected = sniff(inspection.head, declared_type)
+    detected = sniff(inspection.head, declared_type, text=inspection.text)
     if detected != declared_type:
         return Verdict(rejected, f"content is {detected}, {declared_type} declared", detected)
     return Verdict(Status.PROCESSED, None, detected)
