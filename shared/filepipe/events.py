@@ -26,6 +26,7 @@ FILE_UPLOADED = "file.uploaded"
 FILE_PROCESSED = "file.processed"
 FILE_REJECTED = "file.rejected"
 FILE_FAILED = "file.failed"
+FILE_QUARANTINED = "file.quarantined"
 PING = "dev.knative.sources.ping"
 """The type of Knative PingSource events (the reconcile and webhook-retry timers)."""
 

@@ -14,7 +14,13 @@ from local.broker.manifests import DeliverySpec, Destination, Ref, Trigger, load
 from local.broker.topology import Sink, build
 
 ROOT = Path(__file__).resolve().parents[2]
-NOTIFY_TYPES = ("file.uploaded", "file.processed", "file.rejected", "file.failed")
+NOTIFY_TYPES = (
+    "file.uploaded",
+    "file.processed",
+    "file.rejected",
+    "file.failed",
+    "file.quarantined",
+)
 
 
 def documents(text: str) -> list[tuple[str, Any]]:

@@ -184,7 +184,9 @@ def publish_notification(pipe: Pipeline, record: ObjectCreated) -> None:
         channel.basic_publish(
             pipe.env["FILEPIPE_S3_NOTIFY_EXCHANGE"],
             "",
-            json.dumps(redrive_notification(record.bucket, record.key, record.size or 0, "x")),
+            json.dumps(
+                redrive_notification(record.bucket, record.key, record.size or 0, record.etag or "")
+            ),
             pika.BasicProperties(content_type="application/json", delivery_mode=2),
         )
 

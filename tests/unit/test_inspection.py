@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from filepipe.files.model import Status
+from filepipe.process.bucket_events import ObjectCreated
 from filepipe.process.inspection import inspect, prefetch, sniff
-from filepipe.process.verify import judge
+from filepipe.process.verify import changed_since_verified, judge
 from tests.support.rows import file_row
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -146,3 +147,12 @@ def test_text_is_checked_over_the_whole_object_across_chunk_boundaries() -> None
         "application/octet-stream"
     ), "the head alone looks like text; the whole object does not"
     assert inspect(chunked(text, 64), limit=len(text)).text is None, "not asked: not checked"
+
+
+def test_a_notification_of_other_bytes_is_a_change_since_verification() -> None:
+    file = file_row(status=Status.PROCESSED, size_bytes=10, etag="abc")
+    created = "s3:ObjectCreated:Put"
+    assert not changed_since_verified(file, ObjectCreated(created, "b", "k", 10, '"abc"'))
+    assert not changed_since_verified(file, ObjectCreated(created, "b", "k", None, None))
+    assert changed_since_verified(file, ObjectCreated(created, "b", "k", 11, "abc"))
+    assert changed_since_verified(file, ObjectCreated(created, "b", "k", 10, "abd"))

@@ -21,6 +21,8 @@ class Status(StrEnum):
     REJECTED = "REJECTED"
     FAILED = "FAILED"
     EXPIRED = "EXPIRED"
+    QUARANTINED = "QUARANTINED"
+    """Processed, then its object changed and no longer holds the bytes that were verified."""
 
     @property
     def settled(self) -> bool:
@@ -28,7 +30,9 @@ class Status(StrEnum):
         return self in _SETTLED
 
 
-_SETTLED = frozenset({Status.PROCESSED, Status.REJECTED, Status.FAILED, Status.EXPIRED})
+_SETTLED = frozenset(
+    {Status.PROCESSED, Status.REJECTED, Status.FAILED, Status.EXPIRED, Status.QUARANTINED}
+)
 
 
 @dataclass(frozen=True)

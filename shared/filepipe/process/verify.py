@@ -5,8 +5,12 @@ acknowledged), take the file's Redlock, move PENDING → UPLOADED (``file.upload
 stream the object once (SHA-256, size, sniffed type), compare with what was declared and with the
 limits, then PROCESSED (``file.processed``) or REJECTED (``file.rejected``, with the reason). Each
 step is a compare-and-set with its event in the same transaction. A notification for a settled
-file re-publishes its events and changes nothing. Transient failures raise ``DependencyError`` so
-the broker retries; when retries run out the dead-letter sink marks the file FAILED.
+file re-publishes its events and changes nothing, unless the file was PROCESSED and the
+notification's size or ETag differ from the recorded ones: the object changed after it was
+verified, so it is verified again; the same bytes keep the file PROCESSED (the change is logged),
+other bytes make it QUARANTINED (``file.quarantined``, with the reason). Verified bytes never
+silently change. Transient failures raise ``DependencyError`` so the broker retries; when retries
+run out the dead-letter sink marks the file FAILED.
 """
 
 from __future__ import annotations
@@ -63,7 +67,17 @@ def process_notification(rt: Runtime, record: ObjectCreated) -> Status | None:
     logs.bind(file_id=file.id, tenant=file.tenant)
     attributes = {"filepipe.file_id": str(file.id), "filepipe.tenant": file.tenant}
     with telemetry.span_from("process file", file.traceparent, attributes=attributes):
+        if file.status == Status.PROCESSED and changed_since_verified(file, record):
+            return _reverify(rt, file)
         return _process(rt, file)
+
+
+def changed_since_verified(file: FileRow, record: ObjectCreated) -> bool:
+    """Whether ``record`` tells of other bytes than the ones ``file`` recorded (pure)."""
+    etag = record.etag.strip('"') if record.etag else None
+    return (record.size is not None and record.size != file.size_bytes) or (
+        etag is not None and file.etag is not None and etag != file.etag
+    )
 
 
 def _process(rt: Runtime, found: FileRow) -> Status:
@@ -85,6 +99,51 @@ def _process(rt: Runtime, found: FileRow) -> Status:
         recorded.processing_duration.labels(status).observe(perf_counter() - started)
         recorded.processed_bytes.observe(inspection.size)
         return status
+
+
+def _reverify(rt: Runtime, found: FileRow) -> Status:
+    """Read the changed object again: the same bytes keep the file, others quarantine it."""
+    with FileLock(rt.redis, str(found.id), ttl=rt.settings.lock_ttl) as lock:
+        with rt.pool.connection() as conn:
+            file = store.load(conn, found.id)
+        assert file is not None, "files are never deleted while notifications are in flight"
+        if file.status != Status.PROCESSED:
+            return _republish(rt, file)
+        inspection, etag = _read_object(rt, file, on_chunk=lock.keep_alive)
+        verdict = judge(file, inspection, max_bytes=rt.settings.max_upload_bytes)
+        findings = Findings(
+            size_bytes=inspection.size,
+            sha256=inspection.sha256,
+            content_type=verdict.content_type,
+            etag=etag,
+        )
+        if verdict.status == Status.PROCESSED and inspection.sha256 == file.sha256:
+            change = Change(
+                Status.PROCESSED, "object rewritten with the verified bytes", findings=findings
+            )
+        else:
+            reason = verdict.reason or f"sha256 {inspection.sha256} differs from {file.sha256}"
+            reason = f"object changed after verification: {reason}"
+            change = Change(
+                Status.QUARANTINED,
+                reason,
+                events.FILE_QUARANTINED,
+                details={
+                    "reason": reason,
+                    "verified_sha256": file.sha256,
+                    "sha256": inspection.sha256,
+                    "size": inspection.size,
+                },
+                findings=findings,
+                error=reason,
+            )
+        settled = _step(rt, file, change)
+    log.warning(
+        "object changed after verification",
+        extra={"file_id": str(file.id), "status": settled.status, "etag": etag},
+    )
+    metrics.get().files_settled.labels(settled.status).inc()
+    return settled.status
 
 
 def _republish(rt: Runtime, file: FileRow) -> Status:
