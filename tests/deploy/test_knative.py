@@ -33,6 +33,10 @@ FUNCTIONS = {
 PUBLISHERS = {"presign", "process", "notify"}
 SERVING = "serving.knative.dev/v1"
 UPSTREAM_VHOST = "nginx.ingress.kubernetes.io/upstream-vhost"
+QUEUE_PROXY_PORTS = {8012, 8013, 8022, 8112, 9090, 9091, 8008}
+"""Ports Knative's queue-proxy binds in every Knative Service pod (knative/serving
+pkg/networking/constants.go, and the reserved ports of pkg/apis/serving/k8s_validation.go):
+the user container can listen on none of them."""
 REQUIRED_ENV = {
     config.DATABASE_URL,
     config.REDIS_URL,
@@ -177,7 +181,9 @@ def test_rabbitmq_references_the_cluster(target: str) -> None:
 
 @pytest.mark.parametrize("target", BUILDS)
 def test_knative_service_structure(target: str) -> None:
-    for name, ksvc in _ksvcs(build(target)).items():
+    docs = build(target)
+    (settings,) = _of(docs, "ConfigMap").values()
+    for name, ksvc in _ksvcs(docs).items():
         assert ksvc["apiVersion"] == SERVING
         template = ksvc["spec"]["template"]
         annotations = template["metadata"]["annotations"]
@@ -193,7 +199,11 @@ def test_knative_service_structure(target: str) -> None:
         assert ":" in container["image"]
         (port,) = container["ports"]  # Knative allows a single port
         assert port["name"] in {"http1", "h2c"}
-        assert str(port["containerPort"]) != annotations["prometheus.io/port"]
+        metrics_port = int(annotations["prometheus.io/port"])
+        assert port["containerPort"] != metrics_port
+        assert metrics_port not in QUEUE_PROXY_PORTS, (name, metrics_port)
+        assert settings["data"][config.METRICS_PORT] == str(metrics_port)
+        assert port["containerPort"] not in QUEUE_PROXY_PORTS, name
         for probe in ("readinessProbe", "livenessProbe"):
             action = container[probe].get("httpGet") or container[probe].get("tcpSocket")
             assert action is not None, (name, probe)
@@ -202,6 +212,16 @@ def test_knative_service_structure(target: str) -> None:
             assert {"cpu", "memory"} <= set(container["resources"][key])
         env = {e["name"]: e for e in container["env"]}
         assert env["FUNCTION_TARGET"]["value"] == FUNCTIONS[name]
+
+
+@pytest.mark.parametrize("target", BUILDS)
+def test_gateway_serves_metrics_where_it_is_scraped(target: str) -> None:
+    docs = build(target)
+    (settings,) = _of(docs, "ConfigMap").values()
+    gateway = _of(docs, "Deployment")["gateway"]["spec"]["template"]
+    ports = {p["name"]: p["containerPort"] for p in gateway["spec"]["containers"][0]["ports"]}
+    annotated = int(gateway["metadata"]["annotations"]["prometheus.io/port"])
+    assert ports["metrics"] == annotated == int(settings["data"][config.METRICS_PORT])
 
 
 @pytest.mark.parametrize("target", BUILDS)
