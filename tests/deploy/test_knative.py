@@ -9,20 +9,16 @@ the CRDs (Knative, RabbitMQ operator) are not validated against their OpenAPI sc
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from functools import cache
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from filepipe import config
+from tests.deploy.manifests import BUILDS, KNATIVE, Doc, build
+from tests.deploy.manifests import ksvcs as _ksvcs
+from tests.deploy.manifests import of as _of
 
-ROOT = Path(__file__).resolve().parents[2]
-KNATIVE = ROOT / "knative"
-BUILDS = ("base", "overlays/dev", "overlays/prod")
 FUNCTIONS = {
     "presign": "presign",
     "process": "process",
@@ -58,39 +54,9 @@ SECRET_ENV = {
     config.CURSOR_SECRET,
 }
 
-Doc = dict[str, Any]
-
 
 def _yaml_files() -> list[Path]:
     return sorted([*KNATIVE.rglob("*.yaml"), *KNATIVE.rglob("*.yml")])
-
-
-@cache
-def build(target: str) -> tuple[Doc, ...]:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl is not installed: cannot run `kubectl kustomize`")
-    result = subprocess.run(
-        [kubectl, "kustomize", str(KNATIVE / target)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
-
-
-def _of(docs: tuple[Doc, ...], kind: str, api_prefix: str = "") -> dict[str, Doc]:
-    return {
-        d["metadata"]["name"]: d
-        for d in docs
-        if d["kind"] == kind and d["apiVersion"].startswith(api_prefix)
-    }
-
-
-def _ksvcs(docs: tuple[Doc, ...]) -> dict[str, Doc]:
-    return _of(docs, "Service", "serving.knative.dev/")
 
 
 def _ref_exists(docs: tuple[Doc, ...], ref: Doc) -> bool:
@@ -317,3 +283,21 @@ def test_ingress_routes_the_public_paths(target: str) -> None:
         "/ws": "gateway",
     }
     assert set(routes.values()) <= services
+
+
+VISIBILITY = "networking.knative.dev/visibility"
+
+
+@pytest.mark.parametrize("target", BUILDS)
+def test_every_knative_service_is_cluster_local(target: str) -> None:
+    """Knative's external gateway routes none of them: process and notify (the broker's and the
+    PingSources' targets) are internal, and the public paths go through the ingress-nginx
+    Ingresses, which reach presign, query and webhooks through Knative's local gateway."""
+    docs = build(target)
+    for name, ksvc in _ksvcs(docs).items():
+        assert ksvc["metadata"]["labels"].get(VISIBILITY) == "cluster-local", name
+    internal = {"process", "notify"}
+    for ingress in _of(docs, "Ingress").values():
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                assert path["backend"]["service"]["name"] not in internal
