@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,20 @@ def kustomize(directory: Path) -> tuple[Doc, ...]:
 
 @cache
 def build(target: str) -> tuple[Doc, ...]:
-    """``knative/<target>`` built (``base``, ``overlays/dev``, ``overlays/prod``)."""
-    return kustomize(KNATIVE / target)
+    """``knative/<target>`` built (``base``, ``overlays/dev``, ``overlays/prod``).
+
+    The dev overlay generates its Secret from ``secrets.env``, which developers write and git
+    ignores; where it is missing, the build runs on a copy of ``knative/`` with
+    ``secrets.env.example`` in its place (empty values, the same keys)."""
+    if (KNATIVE / target / "secrets.env").exists() or not (
+        KNATIVE / target / "secrets.env.example"
+    ).exists():
+        return kustomize(KNATIVE / target)
+    with tempfile.TemporaryDirectory() as scratch:
+        copy = Path(scratch) / "knative"
+        shutil.copytree(KNATIVE, copy)
+        shutil.copy(copy / target / "secrets.env.example", copy / target / "secrets.env")
+        return kustomize(copy / target)
 
 
 def of(docs: tuple[Doc, ...], kind: str, api_prefix: str = "") -> dict[str, Doc]:

@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from filepipe import config
-from tests.deploy.manifests import BUILDS, KNATIVE, Doc, build
+from tests.deploy.credentials import PENDING_ENV
+from tests.deploy.manifests import BUILDS, KNATIVE, Doc, build, workloads
 from tests.deploy.manifests import ksvcs as _ksvcs
 from tests.deploy.manifests import of as _of
 
@@ -33,26 +34,14 @@ QUEUE_PROXY_PORTS = {8012, 8013, 8022, 8112, 9090, 9091, 8008}
 """Ports Knative's queue-proxy binds in every Knative Service pod (knative/serving
 pkg/networking/constants.go, and the reserved ports of pkg/apis/serving/k8s_validation.go):
 the user container can listen on none of them."""
-REQUIRED_ENV = {
-    config.DATABASE_URL,
-    config.REDIS_URL,
-    config.AMQP_URL,
+CONFIG_ENV = {
     config.S3_ENDPOINT_URL,
     config.S3_BUCKET,
     config.S3_REGION,
-    config.S3_ACCESS_KEY_ID,
-    config.S3_SECRET_ACCESS_KEY,
     config.S3_NOTIFY_EXCHANGE,
-    config.CURSOR_SECRET,
     config.METRICS_PORT,
 }
-SECRET_ENV = {
-    config.DATABASE_URL,
-    config.AMQP_URL,
-    config.S3_ACCESS_KEY_ID,
-    config.S3_SECRET_ACCESS_KEY,
-    config.CURSOR_SECRET,
-}
+"""Non-secret settings every workload gets from the ConfigMap (secrets: test_secrets.py)."""
 
 
 def _yaml_files() -> list[Path]:
@@ -204,16 +193,9 @@ def test_http_probes_use_a_route_that_answers_get(target: str) -> None:
 
 def _env_names(docs: tuple[Doc, ...], container: Doc) -> set[str]:
     configmaps = _of(docs, "ConfigMap")
-    secrets = _of(docs, "Secret")
-    names = set()
-    for entry in container.get("env", []):
-        names.add(entry["name"])
-        ref = entry.get("valueFrom", {}).get("secretKeyRef")
-        if ref is not None and secrets:  # prod: the Secret is created out of band
-            assert ref["key"] in secrets[ref["name"]]["data"], entry["name"]
+    names = {entry["name"] for entry in container.get("env", [])}
     for source in container.get("envFrom", []):
-        configmap = configmaps[source["configMapRef"]["name"]]
-        names |= set(configmap["data"])
+        names |= set(configmaps[source["configMapRef"]["name"]]["data"])
     return names
 
 
@@ -224,27 +206,15 @@ def test_environment_covers_what_the_package_reads(target: str) -> None:
         value
         for key, value in vars(config).items()
         if key.isupper() and isinstance(value, str) and value.startswith(("FILEPIPE_", "OTEL_"))
-    }
-    workloads = {name: k["spec"]["template"]["spec"] for name, k in _ksvcs(docs).items()}
-    workloads["gateway"] = _of(docs, "Deployment")["gateway"]["spec"]["template"]["spec"]
-    for name, pod in workloads.items():
-        container = pod["containers"][0]
+    } | PENDING_ENV
+    for name, template in workloads(docs).items():
+        container = template["spec"]["containers"][0]
         names = _env_names(docs, container)
-        assert names >= REQUIRED_ENV, (name, REQUIRED_ENV - names)
+        assert names >= CONFIG_ENV, (name, CONFIG_ENV - names)
         # Every FILEPIPE_* variable set is one the package reads (no typos).
         set_vars = {n for n in names if n.startswith(("FILEPIPE_", "OTEL_"))}
         assert set_vars <= known, (name, set_vars - known)
-        # Credentials come from the Secret, never from literals or the ConfigMap.
-        by_name = {e["name"]: e for e in container.get("env", [])}
-        for secret in SECRET_ENV:
-            assert "secretKeyRef" in by_name[secret]["valueFrom"], (name, secret)
-        assert config.K_SINK not in by_name  # injected by the SinkBinding
-
-
-def test_dev_overlay_generates_the_secret_and_prod_does_not() -> None:
-    assert _of(build("overlays/dev"), "Secret")
-    assert not _of(build("overlays/prod"), "Secret")
-    assert not _of(build("base"), "Secret")
+        assert config.K_SINK not in names  # injected by the SinkBinding
 
 
 def test_overlays_differ_in_tags_and_scale() -> None:
