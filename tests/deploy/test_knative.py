@@ -271,3 +271,31 @@ def test_every_knative_service_is_cluster_local(target: str) -> None:
         for rule in ingress["spec"]["rules"]:
             for path in rule["http"]["paths"]:
                 assert path["backend"]["service"]["name"] not in internal
+
+
+SSL_REDIRECT = "nginx.ingress.kubernetes.io/ssl-redirect"
+FORCE_SSL_REDIRECT = "nginx.ingress.kubernetes.io/force-ssl-redirect"
+
+
+@pytest.mark.parametrize("target", BUILDS)
+def test_ingresses_serve_tls_and_redirect_http(target: str) -> None:
+    docs = build(target)
+    certificates = _of(docs, "Certificate", "cert-manager.io/")
+    by_secret = {c["spec"]["secretName"]: c for c in certificates.values()}
+    ingresses = _of(docs, "Ingress")
+    assert ingresses
+    for name, ingress in ingresses.items():
+        annotations = ingress["metadata"]["annotations"]
+        assert annotations.get(SSL_REDIRECT) == "true", name
+        assert annotations.get(FORCE_SSL_REDIRECT) == "true", name
+        hosts = {rule["host"] for rule in ingress["spec"]["rules"]}
+        tls = ingress["spec"].get("tls", [])
+        assert tls, name
+        covered = {host for entry in tls for host in entry["hosts"]}
+        assert hosts <= covered, (name, hosts - covered)
+        for entry in tls:
+            # The certificate behind each TLS Secret covers its hosts (cert-manager keeps it).
+            certificate = by_secret[entry["secretName"]]
+            assert set(entry["hosts"]) <= set(certificate["spec"]["dnsNames"]), name
+    for certificate in certificates.values():
+        assert certificate["spec"]["issuerRef"]["kind"] in {"ClusterIssuer", "Issuer"}

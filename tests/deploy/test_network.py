@@ -4,8 +4,8 @@ Pods filepipe ships take their labels from the built pod templates (plus the lab
 ``serving.knative.dev/service``); the other pods carry the labels their projects give them, as
 knative/README.md ("Network policies") cites them: Knative Serving's activator and autoscaler,
 Kourier's gateway, eventing-rabbitmq's Broker ingress, dispatchers and RabbitmqSource adapter,
-the RabbitMQ Cluster Operator's pods, ingress-nginx's controller. The evaluation is in
-``tests/deploy/network.py``.
+the RabbitMQ Cluster Operator's pods, ingress-nginx's controller, cert-manager's HTTP-01
+solver. The evaluation is in ``tests/deploy/network.py``.
 
 Knative Services are reached through Knative's data plane, never straight from the caller:
 ``process`` accepts the activator and Kourier, not the dispatchers themselves; what else keeps
@@ -67,6 +67,7 @@ def catalog(target: str) -> dict[str, Pod]:
         "postgresql": Pod(ns, {"app.kubernetes.io/name": "postgresql"}),
         "redis": Pod(ns, {"app.kubernetes.io/name": "redis"}),
         "minio": Pod(ns, {"app.kubernetes.io/name": "minio"}),
+        "acme-solver": Pod(ns, {"acme.cert-manager.io/http01-solver": "true"}),
         "activator": Pod("knative-serving", {"app": "activator", "role": "activator"}),
         "autoscaler": Pod("knative-serving", {"app": "autoscaler"}),
         "kourier": Pod("kourier-system", {"app": "3scale-kourier-gateway"}),
@@ -126,6 +127,7 @@ EXPECTED: dict[tuple[str, int], set[str]] = {
     },
     ("redis", 6379): {"process", "query", "notify", "gateway"},
     ("minio", 9000): {"presign", "process", "ingress-nginx"},
+    ("acme-solver", 8089): {"ingress-nginx"},
 }
 
 
