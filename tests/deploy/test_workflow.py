@@ -11,6 +11,7 @@ here on a copy of ``knative/`` with a stand-in for ``kustomize edit set image``
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import re
@@ -292,3 +293,27 @@ def test_the_workflow_carries_each_digest_from_its_build_to_the_deploy() -> None
     assert pin < apply
     assert "kustomize edit set image" not in "\n".join(runs), "pinning lives in pin-images.sh"
     assert PIN_IMAGES.is_file()
+
+
+def test_the_smoke_test_writes_a_complete_env_file_first(tmp_path: Path) -> None:
+    steps = _load(CI)["jobs"]["smoke"]["steps"]
+    runs = [step.get("run", "") for step in steps]
+    write = next(i for i, run in enumerate(runs) if "> .env" in run)
+    up = next(i for i, run in enumerate(runs) if "up -d --build" in run)
+    assert write < up
+    shutil.copy(ROOT / ".env.example", tmp_path / ".env.example")
+    subprocess.run(["bash", "-euo", "pipefail", "-c", runs[write]], cwd=tmp_path, check=True)
+    written = dict(
+        line.split("=", 1) for line in (tmp_path / ".env").read_text().splitlines() if line
+    )
+    example = [
+        line.split("=", 1)[0]
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert sorted(written) == sorted(example)
+    for name, value in written.items():
+        assert re.fullmatch(r"[0-9a-f]{48}|[A-Za-z0-9_-]{43}=", value), name
+        if name.endswith("_KEYS"):  # a Fernet key: URL-safe base64 of 32 bytes
+            assert len(base64.urlsafe_b64decode(value)) == 32
+    assert (tmp_path / ".env").stat().st_mode & 0o077 == 0
