@@ -11,6 +11,8 @@ is published beyond 127.0.0.1.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 from functools import cache
@@ -23,6 +25,7 @@ import pytest
 import yaml
 
 from filepipe import config
+from filepipe.config import Settings
 from local.broker.config import parse_subscribers
 from tests.deploy.credentials import CREDENTIALS, EVENT_TOKEN, EVENT_TOKEN_RECEIVERS, USES
 
@@ -109,8 +112,16 @@ def example_env() -> dict[str, str]:
 
 
 def made_up_env() -> dict[str, str]:
-    """A value for every variable of ``.env.example``, distinct and URL-safe."""
-    return {name: f"{name.lower().replace('_', '')}0x" for name in example_env()}
+    """A value for every variable of ``.env.example``, distinct and URL-safe, shaped as the
+    README's generator shapes them (``*_KEYS``: a Fernet key)."""
+    values = {}
+    for name in example_env():
+        digest = hashlib.sha256(name.encode()).digest()
+        if name.endswith("_KEYS"):
+            values[name] = base64.urlsafe_b64encode(digest).decode()
+        else:
+            values[name] = digest.hex()[:48]
+    return values
 
 
 @cache
@@ -535,3 +546,9 @@ def test_the_interpolation_follows_compose() -> None:
     with pytest.raises(MissingVariable):
         interpolate("${X:?set X}", {"X": ""})
     assert interpolate("${X?set X}", {"X": ""}) == ""
+
+
+@pytest.mark.parametrize("name", sorted({*FUNCTIONS, "migrate"}))
+def test_each_function_environment_passes_the_start_up_checks(name: str) -> None:
+    settings = Settings.from_env(environment(name))
+    assert settings.database_url.startswith("postgresql://filepipe:")
