@@ -51,6 +51,9 @@ WEBHOOK_TIMEOUT = "FILEPIPE_WEBHOOK_TIMEOUT"
 WEBHOOK_MAX_FAILURES = "FILEPIPE_WEBHOOK_MAX_FAILURES"
 WEBHOOK_ALLOW_LOOPBACK = "FILEPIPE_WEBHOOK_ALLOW_LOOPBACK"
 GATEWAY_QUEUE_SIZE = "FILEPIPE_GATEWAY_QUEUE_SIZE"
+GATEWAY_MAX_CONNECTIONS_PER_TENANT = "FILEPIPE_GATEWAY_MAX_CONNECTIONS_PER_TENANT"
+ALLOWED_ORIGINS = "FILEPIPE_ALLOWED_ORIGINS"
+"""Browser origins (``scheme://host[:port]``, or ``*``) the WebSocket gateway accepts."""
 METRICS_PORT = "FILEPIPE_METRICS_PORT"
 """Port of the process's Prometheus ``/metrics`` server (0 disables); see ``filepipe.metrics``."""
 OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
@@ -139,6 +142,11 @@ class Settings:
     """Development only: let webhooks target loopback addresses (on under ``make up``)."""
     gateway_queue_size: int = 100
     """Events the WebSocket gateway holds for one client; a client further behind is closed."""
+    gateway_max_connections_per_tenant: int = 20
+    """Open WebSocket connections one tenant may hold on one gateway process (429 beyond)."""
+    allowed_origins: tuple[str, ...] = ()
+    """``Origin``s a browser may open a WebSocket from (comma list; ``*``: any). A request
+    without ``Origin`` (not a browser) is always allowed; the default allows no browser."""
     otlp_endpoint: str | None = None
     """OTLP/HTTP collector base URL (e.g. ``http://127.0.0.1:4318``); unset: spans not exported."""
     service_name: str | None = None
@@ -216,6 +224,8 @@ _ENV_NAMES = {
     "webhook_max_failures": WEBHOOK_MAX_FAILURES,
     "webhook_allow_loopback": WEBHOOK_ALLOW_LOOPBACK,
     "gateway_queue_size": GATEWAY_QUEUE_SIZE,
+    "gateway_max_connections_per_tenant": GATEWAY_MAX_CONNECTIONS_PER_TENANT,
+    "allowed_origins": ALLOWED_ORIGINS,
     "otlp_endpoint": OTLP_ENDPOINT,
     "service_name": K_SERVICE,
     "metrics_port": METRICS_PORT,
@@ -310,6 +320,10 @@ def _validate(s: Settings) -> None:
         ("reconcile_batch", s.reconcile_batch >= 1, "must be at least 1"),
         ("webhook_max_failures", s.webhook_max_failures >= 1, "must be at least 1"),
         ("gateway_queue_size", s.gateway_queue_size >= 1, "must be at least 1"),
+        ("gateway_max_connections_per_tenant", s.gateway_max_connections_per_tenant >= 1,
+         "must be at least 1"),
+        ("allowed_origins", all(map(_ORIGIN.fullmatch, s.allowed_origins)),
+         "entries must each be an origin, scheme://host[:port] (no path), or *"),
         ("max_upload_bytes", 1 <= s.max_upload_bytes <= S3_SINGLE_PUT_LIMIT,
          f"must be between 1 and {S3_SINGLE_PUT_LIMIT} (5 GiB, one S3 PUT)"),
         ("upload_url_expires", 1 <= s.upload_url_expires <= SIGV4_MAX_EXPIRES,
@@ -422,5 +436,7 @@ _S3_RULE = (
 )
 """https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html; MinIO also
 refuses a '.' next to a '-'."""
+_ORIGIN = re.compile(r"\*|[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@]+")
+"""An ``Origin`` header's serialisation (RFC 6454 section 6.2), or ``*``."""
 _REGION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _EXCHANGE = re.compile(r"[A-Za-z0-9_.:-]{1,255}")

@@ -12,6 +12,7 @@ import struct
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import psycopg
@@ -30,6 +31,8 @@ from tests.support.waiting import free_port, wait_until
 pytestmark = pytest.mark.integration
 
 QUEUE_SIZE = 4
+MAX_PER_TENANT = 3
+ALLOWED_ORIGIN = "https://app.example.com"
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +42,8 @@ def gateway(service_env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen
         **service_env,
         "FILEPIPE_REDIS_URL": "redis://127.0.0.1:6379/0",
         "FILEPIPE_GATEWAY_QUEUE_SIZE": str(QUEUE_SIZE),
+        "FILEPIPE_GATEWAY_MAX_CONNECTIONS_PER_TENANT": str(MAX_PER_TENANT),
+        "FILEPIPE_ALLOWED_ORIGINS": f"{ALLOWED_ORIGIN},http://localhost:8080",
     }
     args = ["-m", "filepipe.notify.gateway", "--host", "127.0.0.1", "--port", str(port)]
     with running(args, port=port, env=env) as proc:
@@ -254,9 +259,95 @@ def test_events_flow_again_after_the_redis_connection_drops(
             lambda: (now := subscribed_id()) is not None and now != before,
             what="the gateway to re-subscribe",
         )
+
+        # redis-py may itself reconnect (and re-subscribe) once before the gateway's own
+        # reconnection replaces that connection: what is published on it meanwhile is lost,
+        # as pub/sub promises. What must hold is that events flow again.
+        def delivered() -> bool:
+            sent = event(tenant)
+            realtime.publish(redis_client, sent)
+            try:
+                while (got := json.loads(ws.recv(timeout=0.5)))["id"] != sent["id"]:
+                    assert got["data"]["tenant"] == tenant
+            except TimeoutError:
+                return False
+            return True
+
+        wait_until(delivered, what="events to flow again")
         sent = event(tenant)
         realtime.publish(redis_client, sent)
         assert receive(ws)["id"] == sent["id"]
+
+
+def refusal(uri: str, **options: Any) -> tuple[int, dict[str, Any]]:
+    """The status and problem+json body of a refused handshake."""
+    with pytest.raises(InvalidStatus) as refused:
+        connect(uri, **options)
+    response = refused.value.response
+    assert response.headers["Content-Type"] == "application/problem+json"
+    return response.status_code, dict(json.loads(response.body))
+
+
+def test_a_tenant_holds_at_most_its_cap_of_connections(
+    gateway: tuple[str, Any], tenant_key: Any, redis_client: redis.Redis
+) -> None:
+    tenant, key = tenant_key()
+    _, other_key = tenant_key()
+    uri = f"ws://{gateway[0]}/ws?token={key}"
+    with ExitStack() as stack:
+        held = [stack.enter_context(connect(uri)) for _ in range(MAX_PER_TENANT)]
+        status, problem = refusal(uri)
+        assert (status, problem["status"]) == (429, 429)
+        assert "close one" in problem["detail"]
+        with connect(f"ws://{gateway[0]}/ws?token={other_key}"):
+            pass  # another tenant is not held back
+        held.pop().close()
+        wait_until(lambda: _connects(uri), what="a freed place to be given again")
+        sent = event(tenant)
+        realtime.publish(redis_client, sent)
+        assert all(receive(ws)["id"] == sent["id"] for ws in held)
+
+
+def _connects(uri: str) -> bool:
+    try:
+        with connect(uri):
+            return True
+    except InvalidStatus as exc:
+        assert exc.response.status_code == 429
+        return False
+
+
+@pytest.mark.parametrize(
+    ("origin", "status"),
+    [
+        (ALLOWED_ORIGIN, 101),
+        ("HTTPS://App.Example.COM", 101),
+        ("http://localhost:8080", 101),
+        (None, 101),
+        ("https://evil.example.com", 403),
+        ("https://app.example.com.evil.example", 403),
+        ("http://app.example.com", 403),
+        ("null", 403),
+    ],
+)
+def test_browsers_may_connect_only_from_allowed_origins(
+    gateway: tuple[str, Any], tenant_key: Any, origin: str | None, status: int
+) -> None:
+    _, key = tenant_key()
+    uri = f"ws://{gateway[0]}/ws?token={key}"
+    options: dict[str, Any] = {"origin": origin} if origin else {}
+    if status == 101:
+        with connect(uri, **options) as ws:
+            assert ws.response is not None and ws.response.status_code == 101
+        return
+    got, problem = refusal(uri, **options)
+    assert (got, problem["status"], problem["title"]) == (403, 403, "Forbidden")
+    assert key not in json.dumps(problem)
+
+
+def test_an_origin_is_checked_before_the_key(gateway: tuple[str, Any]) -> None:
+    status, _ = refusal(f"ws://{gateway[0]}/ws", origin="https://evil.example.com")
+    assert status == 403
 
 
 def test_healthz(gateway: tuple[str, Any]) -> None:

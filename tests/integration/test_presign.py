@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import subprocess
-import sys
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -17,9 +15,9 @@ from flask.testing import FlaskClient
 
 from filepipe import auth
 from filepipe.storage import create_s3_client
+from tests.support.cli import filepipe_cli, last_line
 from tests.support.functions import function_app
 from tests.support.inbox import Inbox
-from tests.support.processes import ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -332,28 +330,15 @@ def test_publish_failure_keeps_the_event_and_still_answers_201(
 
 
 def test_create_key_cli_prints_a_working_key_on_its_last_line(
-    service_env: dict[str, str], conn: psycopg.Connection[dict[str, Any]]
+    service_env: dict[str, str], conn: psycopg.Connection[dict[str, Any]], client: FlaskClient
 ) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from filepipe.cli import run; run()",
-            "create-key",
-            "--tenant",
-            "cli-tenant",
-        ],
-        cwd=ROOT,
-        env={**service_env, "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    key = result.stdout.strip().splitlines()[-1]
+    result = filepipe_cli(service_env, "create-key", "--tenant", "cli-tenant")
+    key = last_line(result)
     assert key.startswith("fpk_")
     row = conn.execute(
         "SELECT tenant FROM api_keys WHERE key_hash = %s", (hashlib.sha256(key.encode()).digest(),)
     ).fetchone()
     assert row is not None and row["tenant"] == "cli-tenant"
     assert key not in json.dumps(conn.execute("SELECT * FROM api_keys").fetchall(), default=str)
+    assert key not in result.stderr
+    assert post(client, key, upload_body()).status_code == 201

@@ -31,7 +31,7 @@ from filepipe.runtime import Runtime
 from tests.support.files import add_file, tenants
 from tests.support.functions import function_app
 from tests.support.uploads import request_upload
-from tests.support.waiting import free_port
+from tests.support.waiting import free_port, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -166,6 +166,32 @@ def test_the_tenant_of_a_key_is_cached_briefly_and_forgotten_on_revocation(
     assert read(client, key, file_id).status_code == 200  # until the entry expires, or:
     forget_api_key(redis, hash_key(key))
     assert read(client, key, file_id).status_code == 401
+    assert redis.get(api_key_entry(hash_key(key))) == b""  # a tombstone, not the tenant
+
+
+def test_a_lookup_that_raced_a_revocation_cannot_cache_the_key_again(redis: Redis) -> None:
+    cache = ReadCache(redis, ttl=60)
+    key_hash = hash_key(f"a key {uuid.uuid4()}")
+    # The reader found the key valid in PostgreSQL; the revocation commits and is announced
+    # before the reader stores what it found.
+    forget_api_key(redis, key_hash)
+    cache.store_key(key_hash, "t")
+    assert cache.key_tenant(key_hash) is None
+    assert 59_000 < redis.pttl(api_key_entry(key_hash)) <= 60_000
+
+
+def test_a_key_is_never_cached_past_its_expiry(
+    client: FlaskClient, conn: Conn, redis: Redis, make_tenant: Callable[[], tuple[str, str]]
+) -> None:
+    tenant, key = make_tenant()
+    file_id = add_file(conn, tenant)["id"]
+    conn.execute(
+        "UPDATE api_keys SET expires_at = now() + interval '1.5 seconds' WHERE key_hash = %s",
+        (hash_key(key),),
+    )
+    assert read(client, key, file_id).status_code == 200
+    assert 0 < redis.pttl(api_key_entry(hash_key(key))) <= 1_500
+    wait_until(lambda: read(client, key, file_id).status_code == 401, timeout=5, what="expiry")
     assert not redis.exists(api_key_entry(hash_key(key)))
 
 

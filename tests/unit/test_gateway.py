@@ -116,3 +116,24 @@ def test_queue_size_setting() -> None:
     assert Settings.from_env({"FILEPIPE_GATEWAY_QUEUE_SIZE": "5"}).gateway_queue_size == 5
     with pytest.raises(ConfigError):
         Settings.from_env({"FILEPIPE_GATEWAY_QUEUE_SIZE": "0"})
+
+
+def test_connection_cap_and_allowed_origins_settings() -> None:
+    defaults = Settings.from_env({})
+    assert (defaults.gateway_max_connections_per_tenant, defaults.allowed_origins) == (20, ())
+    settings = Settings.from_env(
+        {
+            "FILEPIPE_GATEWAY_MAX_CONNECTIONS_PER_TENANT": "5",
+            "FILEPIPE_ALLOWED_ORIGINS": "https://app.example.com, http://localhost:8080,*",
+        }
+    )
+    assert settings.gateway_max_connections_per_tenant == 5
+    assert settings.allowed_origins == ("https://app.example.com", "http://localhost:8080", "*")
+    for name, bad in [
+        ("FILEPIPE_GATEWAY_MAX_CONNECTIONS_PER_TENANT", "0"),
+        ("FILEPIPE_ALLOWED_ORIGINS", "https://app.example.com/"),
+        ("FILEPIPE_ALLOWED_ORIGINS", "app.example.com"),
+        ("FILEPIPE_ALLOWED_ORIGINS", "https://user@app.example.com"),
+    ]:
+        with pytest.raises(ConfigError, match=name):
+            Settings.from_env({name: bad})

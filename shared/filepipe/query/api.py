@@ -61,14 +61,16 @@ def _current() -> _Services:
 
 
 def _authenticate(request: Request) -> str:
-    """The caller's tenant: from the cache, else PostgreSQL (then cached)."""
+    """The caller's tenant: from the cache, else PostgreSQL (then cached, never past the key's
+    expiry)."""
     services = _current()
     token = auth.bearer_token(request.headers.get("Authorization"))
     key_hash = auth.hash_key(token)
     tenant = services.cache.key_tenant(key_hash)
     if tenant is None:
-        tenant = auth.authenticate(services.runtime.pool, token)
-        services.cache.store_key(key_hash, tenant)
+        credential = auth.identify(services.runtime.pool, token)
+        tenant = credential.tenant
+        services.cache.store_key(key_hash, tenant, credential.expires_in)
     return tenant
 
 

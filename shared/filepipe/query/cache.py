@@ -10,9 +10,11 @@ and guard in one ``MGET``) and no PostgreSQL at all.
   entry. A reader notes the guard before reading PostgreSQL and stores what it read only if the
   guard is unchanged (one Lua script), so a read that raced a change can't put the old row back.
 - API keys: the tenant of a valid key under ``filepipe:apikey:v1:<sha256 of the key>`` (the hash
-  PostgreSQL stores; never the key), for at most ``KEY_TTL_SECONDS``. Whoever revokes a key
-  calls ``forget_api_key(redis, key_hash)``; otherwise a revoked key keeps reading for at most
-  that long.
+  PostgreSQL stores; never the key), for at most ``KEY_TTL_SECONDS`` and never past the key's
+  expiry. Whoever revokes, rotates or shortens a key leaves a tombstone there
+  (``filepipe.revocation``, re-exported here: ``api_key_entry``, ``forget_api_key``); entries
+  are stored only where nothing is (``SET NX``), so a lookup that raced the revocation can't
+  bring the key back, and a tombstone reads as a miss.
 
 Redis is an optimisation: when it fails, reads go to PostgreSQL, failures are logged, the cache
 is skipped for a few seconds, and ``forget_api_key`` never raises. A TTL of 0 turns the cache off.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -31,15 +34,17 @@ from redis.exceptions import RedisError
 
 from filepipe import metrics
 from filepipe.files.cache import entry_key, guard_key
+from filepipe.revocation import KEY_CACHE_SECONDS, TOMBSTONE, api_key_entry, forget_api_key
+
+__all__ = ["KEY_TTL_SECONDS", "Lookup", "ReadCache", "api_key_entry", "forget_api_key"]
 
 log = logging.getLogger(__name__)
 
-KEY_TTL_SECONDS = 60.0
+KEY_TTL_SECONDS = KEY_CACHE_SECONDS
 """The longest an API key's tenant is cached (bounds how long a revocation may take)."""
 RETRY_AFTER_SECONDS = 5.0
 """How long the cache is skipped after a Redis failure."""
 
-_KEY_PREFIX = "filepipe:apikey:v1:"
 _STORE_IF_UNCHANGED = """
 if (redis.call('GET', KEYS[2]) or '') == ARGV[1] then
     redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
@@ -61,18 +66,6 @@ class RedisLike(Protocol):
     def delete(self, *names: Any) -> Any: ...
 
     def eval(self, script: str, numkeys: int, *keys_and_args: Any) -> Any: ...
-
-
-def api_key_entry(key_hash: bytes) -> str:
-    return f"{_KEY_PREFIX}{key_hash.hex()}"
-
-
-def forget_api_key(redis: RedisLike, key_hash: bytes) -> None:
-    """Drop a key's cached tenant; call right after revoking it. Never raises."""
-    try:
-        redis.delete(api_key_entry(key_hash))
-    except RedisError as exc:
-        log.error("cached key not forgotten; it expires with its TTL", extra={"error": str(exc)})
 
 
 @dataclass(frozen=True)
@@ -108,6 +101,8 @@ class ReadCache:
         except RedisError as exc:
             self._failed("read", exc)
             return None
+        if value is not None and bytes(value) == TOMBSTONE:
+            value = None  # changed lately: PostgreSQL decides
         metrics.get().cache_lookups.labels("api_key", "miss" if value is None else "hit").inc()
         return None if value is None else bytes(value).decode()
 
@@ -145,12 +140,16 @@ class ReadCache:
             return False
         return bool(stored)
 
-    def store_key(self, key_hash: bytes, tenant: str) -> None:
-        """Remember the tenant of a key PostgreSQL has just accepted."""
-        if not self.enabled:
+    def store_key(self, key_hash: bytes, tenant: str, expires_in: float | None = None) -> None:
+        """Remember the tenant of a key PostgreSQL has just accepted, at most until it expires
+        in ``expires_in`` seconds, and only if no entry (or tombstone) is there."""
+        ttl_ms = self._key_ttl_ms
+        if expires_in is not None:
+            ttl_ms = min(ttl_ms, math.floor(expires_in * 1000))
+        if not self.enabled or ttl_ms <= 0:
             return
         try:
-            self._redis.set(api_key_entry(key_hash), tenant, px=self._key_ttl_ms)
+            self._redis.set(api_key_entry(key_hash), tenant, px=ttl_ms, nx=True)
         except RedisError as exc:
             self._failed("write", exc)
 

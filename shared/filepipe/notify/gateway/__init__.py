@@ -5,10 +5,14 @@ text frame of structured-mode CloudEvents JSON (CloudEvents 1.0 JSON format), op
 those of one file (``?file_id=``). Events come from Redis pub/sub (``filepipe.realtime``). Run
 it with ``python -m filepipe.notify.gateway [--port 8086]``.
 
-- ``handshake``: parsing the request, the HTTP refusals (404, 401, 400, 503)
+- ``handshake``: parsing the request, the HTTP refusals (404, 403 for a browser ``Origin`` not
+  allowed, 401, 400, 429 over the per-tenant cap, 503)
 - ``hub``: in-process fan-out with a bounded queue per client (a client that falls behind is
   closed with 1013)
-- ``server``: the websockets server, the Redis reader, start-up and shutdown
+- ``sessions``: connections by tenant (the cap) and by API key (a revoked or expired key's
+  connections are closed with 4401)
+- ``server``: the websockets server, the Redis reader (events and key revocations), start-up
+  and shutdown
 """
 
 from __future__ import annotations

@@ -3,6 +3,11 @@
 ``GET /ws?token=<api key>&file_id=<uuid>`` (or ``Authorization: Bearer <api key>``; browsers
 can't set headers on a WebSocket, hence the query parameter). A refusal is an ordinary HTTP
 response sent instead of ``101 Switching Protocols``, with an RFC 9457 problem+json body.
+
+Browsers send ``Origin`` with every WebSocket opening request (RFC 6455 section 4.1) and let
+any page open one, so a page on another site could use a key it holds: an ``Origin`` not in
+``FILEPIPE_ALLOWED_ORIGINS`` is refused (403). Clients that are not browsers send none and are
+let through; their key is what authenticates them.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import http
 import json
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -65,6 +71,29 @@ def parse_file_id(values: list[str] | None) -> str | None:
         raise BadRequest(
             "file_id must be a UUID", errors=[{"field": "file_id", "message": "not a UUID"}]
         ) from exc
+
+
+class Forbidden(ProblemError):
+    status = 403
+    title = "Forbidden"
+
+
+class TooManyConnections(ProblemError):
+    status = 429
+    title = "Too Many Requests"
+
+
+def check_origin(headers: Headers, allowed: Collection[str]) -> None:
+    """``Forbidden`` unless the request has no ``Origin`` or one in ``allowed`` (lower case;
+    ``*`` allows any)."""
+    origins = headers.get_all("Origin")
+    if not origins:
+        return
+    if len(origins) > 1:
+        raise Forbidden("send at most one Origin header")
+    if "*" in allowed or origins[0].strip().lower() in allowed:
+        return
+    raise Forbidden(f"WebSocket connections from the origin {origins[0][:200]!r} are not allowed")
 
 
 def not_found(path: str) -> NotFound:

@@ -34,9 +34,20 @@ class Subscriber:
     overflowed: asyncio.Event = field(init=False, repr=False, default_factory=asyncio.Event)
     is_gone: Callable[[], bool] = field(default=lambda: False, repr=False)
     """True once the connection is closed; lets the hub drop a client whose handler never ran."""
+    key_id: str | None = None
+    """The id of the API key the client authenticated with."""
+    ended: asyncio.Event = field(init=False, repr=False, default_factory=asyncio.Event)
+    """Set when the client's key was revoked or expired: its connection must close."""
+    end_reason: str = field(init=False, default="")
 
     def __post_init__(self) -> None:
         self.queue = asyncio.Queue(maxsize=self.queue_size)
+
+    def end(self, reason: str) -> None:
+        """The client's key stopped working: deliver nothing more, close with ``reason``."""
+        if not self.ended.is_set():
+            self.end_reason = reason
+            self.ended.set()
 
     def offer(self, message: str) -> bool:
         """Queue ``message`` without waiting; False (and ``overflowed`` set) if it is full."""
@@ -85,7 +96,7 @@ class Hub:
             file_id = event_file_id(message)
         delivered = 0
         for subscriber in list(subscribers):
-            if subscriber.is_gone():
+            if subscriber.is_gone() or subscriber.ended.is_set():
                 self.discard(subscriber)
                 continue
             if subscriber.file_id is not None and subscriber.file_id != file_id:

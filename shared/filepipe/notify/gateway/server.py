@@ -6,6 +6,11 @@ reconnect re-subscribes one pattern, and the subscription is live before the gat
 a client gets every event published after its handshake. The cost is that each gateway replica
 receives (and discards) events of tenants it has no client for, cheap at one small message per
 file state change.
+
+The same connection subscribes to ``filepipe:keys:revoked`` (``filepipe.revocation``): a
+revoked key's connections are closed with ``CLOSE_KEY_ENDED`` (4401) at once, an expiring
+key's when it expires. Messages sent while the subscription was down are lost, so on every
+re-subscription the gateway re-checks its connections' keys in PostgreSQL.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ import logging
 import os
 import signal
 import time
+import uuid
 import weakref
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 import psycopg
@@ -32,14 +38,15 @@ from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from filepipe import metrics, telemetry
-from filepipe.auth import authenticate
+from filepipe import metrics, revocation, telemetry
+from filepipe.auth import Credential, active_keys, identify
 from filepipe.config import Settings
 from filepipe.db import create_pool
 from filepipe.errors import ProblemError, ServiceUnavailable
 from filepipe.notify import realtime
 from filepipe.notify.gateway import handshake
 from filepipe.notify.gateway.hub import Hub, Subscriber
+from filepipe.notify.gateway.sessions import EXPIRED, Sessions
 from filepipe.runtime import start
 
 log = logging.getLogger(__name__)
@@ -48,6 +55,9 @@ DEFAULT_PORT = 8086
 MAX_INCOMING_BYTES = 4096
 """Clients have nothing to say; a larger message closes the connection (1009)."""
 CLOSE_TIMEOUT = 10.0
+CLOSE_KEY_ENDED = 4401
+"""Close code for a connection whose API key was revoked or expired (4000-4999 are private
+use; 4401 echoes HTTP 401): reconnecting with the same key will be refused."""
 REDIS_IDLE_PING = 15.0
 """Seconds without a Redis message after which the reader pings; no answer in twice that means
 the connection is dead even if the socket hasn't noticed."""
@@ -62,35 +72,42 @@ class Gateway:
         self.settings = settings
         self.pool = pool
         self.hub = Hub()
+        self.sessions = Sessions(settings.gateway_max_connections_per_tenant)
+        self.allowed_origins = frozenset(o.lower() for o in settings.allowed_origins)
         self.redis_ready = asyncio.Event()
         self._accepted: weakref.WeakKeyDictionary[ServerConnection, Subscriber] = (
             weakref.WeakKeyDictionary()
         )
+        self._background: set[asyncio.Task[None]] = set()
 
     # -- handshake -------------------------------------------------------------------------
 
     async def process_request(
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
-        """Refuse the upgrade with 404/401/400/503, or remember who is connecting."""
+        """Refuse the upgrade with 404/403/401/400/429/503, or remember who is connecting."""
         path = handshake.route(request.path)
         if path == handshake.HEALTH_PATH:
             return handshake.json_response(200, self.health())
         try:
             if path != handshake.WS_PATH:
                 raise handshake.not_found(path)
+            handshake.check_origin(request.headers, self.allowed_origins)
             wanted = handshake.parse(request.path, request.headers)
-            tenant = await self._authenticate(wanted.token)
+            credential = await self._authenticate(wanted.token)
+            link = weakref.ref(connection)  # a strong reference would pin the weak-keyed entry
+            subscriber = Subscriber(
+                tenant=credential.tenant,
+                file_id=wanted.file_id,
+                queue_size=self.settings.gateway_queue_size,
+                is_gone=lambda: (peer := link()) is None or peer.state is State.CLOSED,
+                key_id=str(credential.key_id),
+            )
+            self.sessions.admit(subscriber, credential.expires_in)
         except ProblemError as exc:
             log.info("handshake refused", extra={"path": path, "status": exc.status})
             return handshake.problem_response(exc, path)
-        link = weakref.ref(connection)  # a strong reference would pin the weak-keyed entry
-        self._accepted[connection] = Subscriber(
-            tenant=tenant,
-            file_id=wanted.file_id,
-            queue_size=self.settings.gateway_queue_size,
-            is_gone=lambda: (peer := link()) is None or peer.state is State.CLOSED,
-        )
+        self._accepted[connection] = subscriber
         return None
 
     def process_response(
@@ -98,12 +115,16 @@ class Gateway:
     ) -> None:
         """Join the hub just before ``101`` goes out, so no event after the handshake is missed."""
         subscriber = self._accepted.get(connection)
-        if subscriber is not None and response.status_code == 101:
+        if subscriber is None:
+            return
+        if response.status_code == 101:
             self.hub.add(subscriber)
+        else:  # websockets refused the upgrade itself (not a valid WebSocket request)
+            self.sessions.leave(subscriber)
 
-    async def _authenticate(self, token: str) -> str:
+    async def _authenticate(self, token: str) -> Credential:
         try:
-            return await asyncio.to_thread(authenticate, self.pool, token)
+            return await asyncio.to_thread(identify, self.pool, token)
         except psycopg.Error as exc:
             log.warning("cannot check an API key", extra={"error": str(exc)})
             raise ServiceUnavailable("cannot check the API key right now; retry later") from exc
@@ -118,7 +139,8 @@ class Gateway:
     # -- one client ------------------------------------------------------------------------
 
     async def handler(self, connection: ServerConnection) -> None:
-        """Send the client its events until it leaves, falls behind, or the server stops."""
+        """Send the client its events until it leaves, falls behind, its key is revoked or
+        expires (closed with 4401), or the server stops."""
         subscriber = self._accepted.pop(connection, None)
         if subscriber is None:  # pragma: no cover - process_request always registers first
             return
@@ -130,16 +152,28 @@ class Gateway:
             asyncio.create_task(_send_events(connection, subscriber)),
             asyncio.create_task(_discard_incoming(connection)),
             asyncio.create_task(subscriber.overflowed.wait()),
+            asyncio.create_task(subscriber.ended.wait()),
         ]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
             self.hub.discard(subscriber)
+            self.sessions.leave(subscriber)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        if tasks[2] in done:
-            await _close_slow(connection)
+        if tasks[3] in done:
+            log.info(
+                "closing a WebSocket client whose key stopped working",
+                extra={
+                    "tenant": subscriber.tenant,
+                    "key_id": subscriber.key_id,
+                    "reason": subscriber.end_reason,
+                },
+            )
+            await _close(connection, CLOSE_KEY_ENDED, subscriber.end_reason)
+        elif tasks[2] in done:
+            await _close(connection, CloseCode.TRY_AGAIN_LATER, "too slow; reconnect and resync")
         log.info(
             "WebSocket client disconnected",
             extra={"tenant": subscriber.tenant, "code": connection.close_code},
@@ -172,6 +206,8 @@ class Gateway:
             client_name=f"filepipe-gateway-{os.getpid()}",
         )
         async with client, client.pubsub() as pubsub:
+            # In this order: the revocations are heard before the gateway counts as ready.
+            await pubsub.subscribe(revocation.CHANNEL)
             await pubsub.psubscribe(realtime.CHANNEL_PATTERN)
             heard, pinged = time.monotonic(), False
             while True:
@@ -196,6 +232,13 @@ class Gateway:
             self.redis_ready.set()
             log.info("subscribed to Redis", extra={"pattern": realtime.CHANNEL_PATTERN})
             return
+        if kind == "subscribe":
+            self._in_background(self.recheck_keys())  # revocations may have been missed
+            return
+        if kind == "message":
+            if _text(message["channel"]) == revocation.CHANNEL:
+                self._on_revocation(message["data"])
+            return
         if kind != "pmessage":
             return
         tenant = realtime.tenant_of(message["channel"])
@@ -210,6 +253,43 @@ class Gateway:
             with telemetry.span_from("gateway dispatch", _traceparent(text), attributes=attributes):
                 self.hub.dispatch(tenant, text)
 
+    def _on_revocation(self, data: bytes | str) -> None:
+        ended = revocation.Revocation.decode(data)
+        if ended is None:
+            log.warning("unreadable key revocation ignored")
+            return
+        held = self.sessions.end_key(ended.key_id, ended.ends_in)
+        if held:
+            log.info(
+                "API key revoked; ending its connections",
+                extra={"key_id": ended.key_id, "connections": held, "ends_in": ended.ends_in},
+            )
+
+    async def recheck_keys(self) -> None:
+        """End the connections whose key was revoked or shortened while Redis was unheard."""
+        held = self.sessions.key_ids()
+        if not held:
+            return
+        try:
+            valid = await asyncio.to_thread(active_keys, self.pool, [uuid.UUID(k) for k in held])
+        except psycopg.Error as exc:
+            log.warning("cannot re-check the connections' keys", extra={"error": str(exc)})
+            return
+        for key_id in held:
+            if uuid.UUID(key_id) not in valid:
+                self.sessions.end_key(key_id)
+            elif (expires_in := valid[uuid.UUID(key_id)]) is not None:
+                self.sessions.end_key(key_id, expires_in, EXPIRED)
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)  # a task nobody references may be collected mid-way
+        task.add_done_callback(self._background.discard)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
+
 
 def _traceparent(message: str) -> str | None:
     """The ``traceparent`` extension of a structured-mode CloudEvent, if it has one."""
@@ -222,10 +302,14 @@ def _traceparent(message: str) -> str | None:
 
 
 async def _send_events(connection: ServerConnection, subscriber: Subscriber) -> None:
-    """Send queued events as text frames (structured CloudEvents JSON) until the link breaks."""
+    """Send queued events as text frames (structured CloudEvents JSON) until the link breaks
+    or the client's key stops working."""
     with contextlib.suppress(ConnectionClosed):
         while True:
-            await connection.send(await subscriber.queue.get())
+            message = await subscriber.queue.get()
+            if subscriber.ended.is_set():
+                return
+            await connection.send(message)
 
 
 async def _discard_incoming(connection: ServerConnection) -> None:
@@ -235,11 +319,12 @@ async def _discard_incoming(connection: ServerConnection) -> None:
             pass
 
 
-async def _close_slow(connection: ServerConnection) -> None:
-    """Close a client that fell behind with 1013; abort if even the close frame can't go out."""
+async def _close(connection: ServerConnection, code: int, reason: str) -> None:
+    """Close a client (one that fell behind, or whose key ended); abort if even the close frame
+    can't go out."""
     try:
         async with asyncio.timeout(CLOSE_TIMEOUT):
-            await connection.close(CloseCode.TRY_AGAIN_LATER, "too slow; reconnect and resync")
+            await connection.close(code, reason)
     except TimeoutError:
         connection.transport.abort()
 
