@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import quote_plus
 
 PRINCIPAL = "minioadmin"
-"""The identity MinIO reports for its root user (the local server checks no credentials)."""
+"""The identity MinIO reports for its default root user."""
 
 KEPT_HEADERS = (
     "cache-control",
@@ -58,6 +58,8 @@ class Request:
     request_id: str
     source_ip: str = "127.0.0.1"
     user_agent: str = ""
+    principal: str = PRINCIPAL
+    """The access key the request was signed with (MinIO's ``principalId``)."""
 
 
 @dataclass(frozen=True)
@@ -78,9 +80,9 @@ def notification(
         "awsRegion": "",
         "eventTime": event_time(nanos),
         "eventName": obj.event_name,
-        "userIdentity": {"principalId": PRINCIPAL},
+        "userIdentity": {"principalId": request.principal},
         "requestParameters": {
-            "principalId": PRINCIPAL,
+            "principalId": request.principal,
             "region": "",
             "sourceIPAddress": request.source_ip,
         },
@@ -95,7 +97,7 @@ def notification(
             "configurationId": "Config",
             "bucket": {
                 "name": obj.bucket,
-                "ownerIdentity": {"principalId": PRINCIPAL},
+                "ownerIdentity": {"principalId": request.principal},
                 "arn": f"arn:aws:s3:::{obj.bucket}",
             },
             "object": {

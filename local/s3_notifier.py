@@ -29,7 +29,7 @@ from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 from moto.s3 import notifications as moto_notifications
 from moto.s3.models import FakeKey
 
-from local.minio_events import CreatedObject, Origin, Request, encode, notification
+from local.minio_events import PRINCIPAL, CreatedObject, Origin, Request, encode, notification
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,11 @@ MOTO_REQUEST_ID = "x-amzn-requestid"
 
 Created = dict[tuple[str, str], tuple[str, FakeKey]]
 """(bucket, key) → (event name, stored object), for one request."""
+
+REQUEST_ID_KEY = "local.s3.request_id"
+"""WSGI environ key: the request id this middleware answers with (for error documents)."""
+PRINCIPAL_KEY = "local.s3.principal"
+"""WSGI environ key: the access key the request was verified with (set by ``local.s3_guard``)."""
 
 _current = threading.local()
 
@@ -104,23 +109,24 @@ class NotifyingApp:
         self.clock = clock
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        request = Request(
-            request_id=f"{self.clock.next():X}",
-            source_ip=str(environ.get("REMOTE_ADDR", "")),
-            user_agent=str(environ.get("HTTP_USER_AGENT", "")),
-        )
+        request_id = f"{self.clock.next():X}"
+        environ[REQUEST_ID_KEY] = request_id
         statuses: list[str] = []
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             statuses.append(status)
             kept = [(name, value) for name, value in headers if name.lower() != MOTO_REQUEST_ID]
-            return start_response(
-                status, [*kept, ("x-amz-request-id", request.request_id)], exc_info
-            )
+            return start_response(status, [*kept, ("x-amz-request-id", request_id)], exc_info)
 
         with _recording() as created:
             response = self.app(environ, capture)
         if created and statuses and statuses[-1].startswith("2"):
+            request = Request(
+                request_id=request_id,
+                source_ip=str(environ.get("REMOTE_ADDR", "")),
+                user_agent=str(environ.get("HTTP_USER_AGENT", "")),
+                principal=str(environ.get(PRINCIPAL_KEY, PRINCIPAL)),
+            )
             for (bucket, _), (event_name, key) in created.items():
                 self._notify(event_name, bucket, key, request)
         return response

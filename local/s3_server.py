@@ -8,7 +8,11 @@ to the exchange ``FILEPIPE_S3_NOTIFY_EXCHANGE`` on ``FILEPIPE_AMQP_URL``. The bu
 ``FILEPIPE_S3_BUCKET`` is created before the port opens. Stops cleanly on SIGTERM or SIGINT.
 
 Only moto's S3 app is served (not its service dispatcher), so no request can be routed to another
-moto service. Like moto, it checks no signatures, expiry or POST-policy conditions.
+moto service. Before moto stores anything, ``local.s3_guard`` checks what MinIO checks: SigV4
+signatures (presigned URLs, ``Authorization`` headers, POST policies) with the key pair
+``FILEPIPE_S3_ACCESS_KEY_ID`` / ``FILEPIPE_S3_SECRET_ACCESS_KEY`` (MinIO's default root user
+``minioadmin`` / ``minioadmin`` when unset) in region ``FILEPIPE_S3_REGION``, expiry, body
+length and digests, and ``If-None-Match: *``; refusals are S3 XML errors with MinIO's codes.
 """
 
 from __future__ import annotations
@@ -20,22 +24,27 @@ import signal
 import threading
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
-from moto.s3.exceptions import BucketAlreadyExists
-from moto.s3.models import s3_backends
+from moto.s3.exceptions import BucketAlreadyExists, MissingBucket
+from moto.s3.models import FakeKey, s3_backends
 from werkzeug.serving import make_server
 
 from filepipe.config import Settings
 from filepipe.logs import configure_logging
 from local.minio_events import Origin
 from local.s3_amqp import AmqpPublisher
+from local.s3_auth import Authenticator
+from local.s3_guard import GuardApp
 from local.s3_notifier import Clock, NotifyingApp
 
 log = logging.getLogger("local.s3_server")
 
 PORT = "FILEPIPE_S3_PORT"
+MINIO_ROOT_USER = "minioadmin"
+MINIO_ROOT_PASSWORD = "minioadmin"  # noqa: S105 (MinIO's documented default)
 KEEP_ALIVE_INTERVAL = 10.0
 """Seconds between services of the idle AMQP connection (RabbitMQ heartbeats are 60 s)."""
 
@@ -55,9 +64,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     publisher = AmqpPublisher(
         settings.amqp_url, settings.s3_notify_exchange, timeout=settings.publish_timeout
     )
-    app = NotifyingApp(
-        create_backend_app("s3"), publisher, Origin(endpoint, str(uuid.uuid4())), Clock()
+    access_key, secret = credentials(settings)
+    guard = GuardApp(
+        create_backend_app("s3"),
+        Authenticator({access_key: secret}, settings.s3_region),
+        object_exists,
     )
+    app = NotifyingApp(guard, publisher, Origin(endpoint, str(uuid.uuid4())), Clock())
     server = make_server(args.host, port, app, threaded=True, request_handler=MotoRequestHandler)
 
     stop = threading.Event()
@@ -66,9 +79,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     serving = threading.Thread(target=server.serve_forever, name="s3-http")
     serving.start()
     log.info(
-        "S3 on %s, bucket %s, notifications to exchange %s",
+        "S3 on %s, bucket %s, access key %s, notifications to exchange %s",
         endpoint,
         settings.s3_bucket,
+        access_key,
         settings.s3_notify_exchange,
     )
     while not stop.wait(KEEP_ALIVE_INTERVAL):
@@ -80,12 +94,33 @@ def main(argv: Sequence[str] | None = None) -> None:
     publisher.close()
 
 
+def credentials(settings: Settings) -> tuple[str, str]:
+    """The one key pair requests must be signed with: the functions' own, else MinIO's default."""
+    if settings.s3_access_key_id and settings.s3_secret_access_key:
+        return settings.s3_access_key_id, settings.s3_secret_access_key
+    log.warning("no FILEPIPE_S3_ACCESS_KEY_ID/SECRET set: accepting MinIO's default root user")
+    return MINIO_ROOT_USER, MINIO_ROOT_PASSWORD
+
+
 def create_bucket(name: str, region: str) -> None:
     """Create ``name`` in moto's backend (idempotent)."""
     try:
-        s3_backends[DEFAULT_ACCOUNT_ID]["aws"].create_bucket(name, region)
+        _backend().create_bucket(name, region)
     except BucketAlreadyExists:
         log.debug("bucket %s exists", name)
+
+
+def object_exists(bucket: str, key: str) -> bool:
+    """Whether ``key`` holds an object (not a delete marker) in moto's ``bucket``."""
+    try:
+        found = _backend().get_bucket(bucket).keys.get(key)
+    except MissingBucket:
+        return False
+    return isinstance(found, FakeKey)
+
+
+def _backend() -> Any:
+    return s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """Object storage (S3 / MinIO through boto3): client factory and presigned uploads.
 
-The presigned PUT is SigV4 with ``Content-Type``, ``Content-Length`` and, when a digest is
-declared, ``x-amz-checksum-sha256`` in ``X-Amz-SignedHeaders``: storage that checks signatures
-(S3, MinIO) refuses a request whose headers differ, and verifies the body against the checksum.
+The presigned PUT is SigV4 with ``Content-Type``, ``Content-Length``, ``If-None-Match: *`` and,
+when a digest is declared, ``x-amz-checksum-sha256`` in ``X-Amz-SignedHeaders``: storage that
+checks signatures (S3, MinIO) refuses a request whose headers differ, verifies the body against
+the checksum, and answers ``412 PreconditionFailed`` once the key exists (a conditional write), so
+the URL creates its object once and cannot overwrite it afterwards.
 """
 
 from __future__ import annotations
@@ -70,14 +72,18 @@ def presign_put(
     sha256_hex: str | None,
     expires_in: int,
 ) -> PresignedUpload:
-    """A presigned PUT binding the body's type, length and (optionally) SHA-256."""
+    """A presigned PUT binding the body's type, length and (optionally) SHA-256, creating only.
+
+    ``headers`` are the signed ones: the client must send exactly them with the body.
+    """
     params: dict[str, Any] = {
         "Bucket": bucket,
         "Key": key,
         "ContentType": content_type,
         "ContentLength": size,
+        "IfNoneMatch": "*",
     }
-    headers = {"Content-Type": content_type, "Content-Length": str(size)}
+    headers = {"Content-Type": content_type, "Content-Length": str(size), "If-None-Match": "*"}
     if sha256_hex:
         checksum = base64.b64encode(bytes.fromhex(sha256_hex)).decode()
         params["ChecksumSHA256"] = checksum

@@ -20,20 +20,21 @@ from tests.support.waiting import free_port
 pytestmark = pytest.mark.integration
 
 
-def client(endpoint: str) -> Any:
+def client(endpoint: str, env: dict[str, str]) -> Any:
+    """A boto3 client signing with the server's key pair (what the functions sign with)."""
     return boto3.session.Session().client(
         "s3",
         endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test-secret",
+        region_name=env["FILEPIPE_S3_REGION"],
+        aws_access_key_id=env["FILEPIPE_S3_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["FILEPIPE_S3_SECRET_ACCESS_KEY"],
         config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
     )
 
 
 @pytest.fixture
-def s3(s3_server: str) -> Any:
-    return client(s3_server)
+def s3(s3_server: str, s3_env: dict[str, str]) -> Any:
+    return client(s3_server, s3_env)
 
 
 def test_the_bucket_exists_at_start(s3: Any) -> None:
@@ -159,12 +160,26 @@ def test_concurrent_puts_each_notify_once(s3: Any, notifications: Inbox) -> None
     assert notifications.empty()
 
 
-def test_virtual_host_style_put_notifies(s3_server: str, notifications: Inbox) -> None:
+def test_virtual_host_style_put_notifies(
+    s3_server: str, s3_env: dict[str, str], notifications: Inbox
+) -> None:
     port = urlsplit(s3_server).port
-    put = requests.put(
-        f"{s3_server}/vhost/a b.txt",
+    vhost = boto3.session.Session().client(
+        "s3",
+        endpoint_url=f"http://s3.filepipe.test:{port}",
+        region_name=s3_env["FILEPIPE_S3_REGION"],
+        aws_access_key_id=s3_env["FILEPIPE_S3_ACCESS_KEY_ID"],
+        aws_secret_access_key=s3_env["FILEPIPE_S3_SECRET_ACCESS_KEY"],
+        config=Config(signature_version="s3v4", s3={"addressing_style": "virtual"}),
+    )
+    url = vhost.generate_presigned_url(
+        "put_object", Params={"Bucket": "uploads", "Key": "vhost/a b.txt"}
+    )
+    assert urlsplit(url).netloc == f"uploads.s3.filepipe.test:{port}"
+    put = requests.put(  # the signed Host header, sent to 127.0.0.1
+        s3_server + urlsplit(url).path + "?" + urlsplit(url).query,
         data=b"vh",
-        headers={"Host": f"uploads.s3.filepipe.test:{port}"},
+        headers={"Host": urlsplit(url).netloc},
         timeout=10,
     )
     assert put.status_code == 200, put.text
@@ -178,7 +193,7 @@ def test_uploads_succeed_while_rabbitmq_is_unreachable(s3_env: dict[str, str]) -
     port = free_port()
     env = {**s3_env, "FILEPIPE_AMQP_URL": f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F"}
     with running(["-m", "local.s3_server", "--port", str(port)], port=port, env=env) as proc:
-        s3 = client(f"http://127.0.0.1:{port}")
+        s3 = client(f"http://127.0.0.1:{port}", env)
         s3.put_object(Bucket="uploads", Key="kept", Body=b"kept")
         assert s3.get_object(Bucket="uploads", Key="kept")["Body"].read() == b"kept"
     assert proc.returncode == 0  # SIGTERM stops it cleanly

@@ -119,7 +119,7 @@ def test_upload_creates_pending_row_and_url_that_stores_the_object(
     assert properties.content_type == "application/json"
 
 
-def test_presigned_url_signs_type_length_checksum_and_expiry(
+def test_presigned_url_signs_type_length_checksum_create_only_and_expiry(
     client: FlaskClient, api_key: str
 ) -> None:
     body = post(client, api_key, upload_body()).get_json()
@@ -128,12 +128,34 @@ def test_presigned_url_signs_type_length_checksum_and_expiry(
     assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
     assert query["X-Amz-Expires"] == ["900"]
     assert query["X-Amz-SignedHeaders"] == [
-        "content-length;content-type;host;x-amz-checksum-sha256"
+        "content-length;content-type;host;if-none-match;x-amz-checksum-sha256"
     ]
-    checksum = body["upload"]["headers"]["x-amz-checksum-sha256"]
-    assert checksum == base64.b64encode(hashlib.sha256(PDF).digest()).decode()
-    assert body["upload"]["headers"]["Content-Length"] == str(len(PDF))
-    assert body["upload"]["headers"]["Content-Type"] == "application/pdf"
+    checksum = base64.b64encode(hashlib.sha256(PDF).digest()).decode()
+    assert body["upload"]["headers"] == {
+        "Content-Type": "application/pdf",
+        "Content-Length": str(len(PDF)),
+        "If-None-Match": "*",
+        "x-amz-checksum-sha256": checksum,
+    }
+
+
+def test_the_presigned_url_creates_the_object_once(
+    client: FlaskClient, api_key: str, settings: Any, notifications: Inbox
+) -> None:
+    created = post(client, api_key, upload_body(sha256=None)).get_json()
+    upload = created["upload"]
+    first = requests.put(upload["url"], data=PDF, headers=upload["headers"], timeout=10)
+    assert first.status_code == 200, first.text
+    assert notifications.next()[1]["EventName"] == "s3:ObjectCreated:Put"
+
+    other = PDF.replace(b"0", b"1")  # same type and length: only If-None-Match stops it
+    again = requests.put(upload["url"], data=other, headers=upload["headers"], timeout=10)
+
+    assert again.status_code == 412, again.text
+    assert "<Code>PreconditionFailed</Code>" in again.text
+    stored = create_s3_client(settings).get_object(Bucket=settings.s3_bucket, Key=created["key"])
+    assert stored["Body"].read() == PDF
+    assert notifications.empty()
 
 
 def test_without_sha256_the_checksum_is_not_signed_and_expiry_is_configurable(
@@ -145,8 +167,9 @@ def test_without_sha256_the_checksum_is_not_signed_and_expiry_is_configurable(
     query = parse_qs(urlsplit(body["upload"]["url"]).query)
 
     assert query["X-Amz-Expires"] == ["120"]
-    assert query["X-Amz-SignedHeaders"] == ["content-length;content-type;host"]
+    assert query["X-Amz-SignedHeaders"] == ["content-length;content-type;host;if-none-match"]
     assert "x-amz-checksum-sha256" not in body["upload"]["headers"]
+    assert body["upload"]["headers"]["If-None-Match"] == "*"
 
 
 INVALID = [
