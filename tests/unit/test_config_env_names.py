@@ -64,6 +64,8 @@ def test_every_variable_is_read_and_parsed_into_its_field() -> None:
         "FILEPIPE_WEBHOOK_TIMEOUT": "11",
         "FILEPIPE_WEBHOOK_MAX_FAILURES": "12",
         "FILEPIPE_WEBHOOK_ALLOW_LOOPBACK": "on",
+        "FILEPIPE_WEBHOOK_PORTS": "443,8443",
+        "FILEPIPE_WEBHOOK_SECRET_KEYS": "A" * 43 + "=",
         "FILEPIPE_GATEWAY_QUEUE_SIZE": "13",
         "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel:4318",
         "K_SERVICE": "query",
