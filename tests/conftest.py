@@ -78,9 +78,10 @@ def service_env(database_url: str, s3_server: str, s3_env: dict[str, str]) -> di
         "FILEPIPE_S3_ENDPOINT_URL": s3_server,
         "FILEPIPE_DB_POOL_MAX": "4",
         "FILEPIPE_PUBLISH_TIMEOUT": "2",
-        # As local/filepipe.env: webhook secrets encrypted, receivers on local high ports.
+        # Webhook secrets encrypted as under make up; receivers on any port (the port rule's own
+        # tests set FILEPIPE_WEBHOOK_PORTS themselves).
         "FILEPIPE_WEBHOOK_SECRET_KEYS": WEBHOOK_SECRET_KEY,
-        "FILEPIPE_WEBHOOK_PORTS": "80,443,1024-65535",
+        "FILEPIPE_WEBHOOK_PORTS": "1-65535",
     }
 
 
