@@ -2,9 +2,9 @@
 
 ``FILEPIPE_WEBHOOK_SECRET_KEYS`` is a comma list of Fernet keys (``config.WEBHOOK_SECRET_KEYS``):
 the first encrypts, every one decrypts (``MultiFernet``), so the encryption key itself can be
-rotated: put a new key first, keep the old one after it until ``seal_stored`` has re-encrypted
-every secret under the new one (it logs how many it did; none left once it stops logging), then
-drop the old key.
+rotated: add the new key last everywhere (every process can then decrypt it), then put it first
+and keep the old one after it until ``seal_stored`` has re-encrypted every secret under the new
+one (it logs how many it did; none left once it stops logging), then drop the old key.
 
 Columns of ``webhook_endpoints`` (migration 0007):
 
