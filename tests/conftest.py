@@ -11,6 +11,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from cryptography.fernet import Fernet
 from psycopg.rows import dict_row
 
 from filepipe import db, metrics, runtime
@@ -25,6 +26,8 @@ ADMIN_URL = os.environ.get(
 )
 AMQP_URL = os.environ.get("FILEPIPE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 SESSION = uuid.uuid4().hex[:10]
+WEBHOOK_SECRET_KEY = Fernet.generate_key().decode()
+"""This session's key for webhook secrets at rest (``make up`` has one in local/filepipe.env)."""
 
 
 @pytest.fixture(scope="session")
@@ -75,6 +78,10 @@ def service_env(database_url: str, s3_server: str, s3_env: dict[str, str]) -> di
         "FILEPIPE_S3_ENDPOINT_URL": s3_server,
         "FILEPIPE_DB_POOL_MAX": "4",
         "FILEPIPE_PUBLISH_TIMEOUT": "2",
+        # Webhook secrets encrypted as under make up; receivers on any port (the port rule's own
+        # tests set FILEPIPE_WEBHOOK_PORTS themselves).
+        "FILEPIPE_WEBHOOK_SECRET_KEYS": WEBHOOK_SECRET_KEY,
+        "FILEPIPE_WEBHOOK_PORTS": "1-65535",
     }
 
 

@@ -11,6 +11,7 @@ through ``redact_url``.
 
 from __future__ import annotations
 
+import base64
 import logging
 import math
 import os
@@ -50,6 +51,8 @@ WEBHOOK_RETRY_SCHEDULE = "FILEPIPE_WEBHOOK_RETRY_SCHEDULE"
 WEBHOOK_TIMEOUT = "FILEPIPE_WEBHOOK_TIMEOUT"
 WEBHOOK_MAX_FAILURES = "FILEPIPE_WEBHOOK_MAX_FAILURES"
 WEBHOOK_ALLOW_LOOPBACK = "FILEPIPE_WEBHOOK_ALLOW_LOOPBACK"
+WEBHOOK_PORTS = "FILEPIPE_WEBHOOK_PORTS"
+WEBHOOK_SECRET_KEYS = "FILEPIPE_WEBHOOK_SECRET_KEYS"  # noqa: S105 - a variable name
 GATEWAY_QUEUE_SIZE = "FILEPIPE_GATEWAY_QUEUE_SIZE"
 GATEWAY_MAX_CONNECTIONS_PER_TENANT = "FILEPIPE_GATEWAY_MAX_CONNECTIONS_PER_TENANT"
 ALLOWED_ORIGINS = "FILEPIPE_ALLOWED_ORIGINS"
@@ -140,6 +143,12 @@ class Settings:
     """Consecutive failed deliveries after which an endpoint is disabled."""
     webhook_allow_loopback: bool = False
     """Development only: let webhooks target loopback addresses (on under ``make up``)."""
+    webhook_ports: tuple[str, ...] = ("80", "443")
+    """The TCP ports a webhook URL may name: ports and inclusive ranges (``80,443,8000-8999``);
+    see ``webhook_port_ranges``."""
+    webhook_secret_keys: tuple[str, ...] | None = field(default=None, repr=False)
+    """Fernet keys that encrypt webhook secrets at rest: the first encrypts, every one decrypts
+    (comma list, to rotate the key). Unset: the webhooks API answers 503, nothing is delivered."""
     gateway_queue_size: int = 100
     """Events the WebSocket gateway holds for one client; a client further behind is closed."""
     gateway_max_connections_per_tenant: int = 20
@@ -192,6 +201,11 @@ class Settings:
             values[spec.name] = _parse(name, raw.strip(), spec.type)
         return cls(**values)  # type: ignore[arg-type]
 
+    @property
+    def webhook_port_ranges(self) -> tuple[tuple[int, int], ...]:
+        """``webhook_ports`` as inclusive ``(low, high)`` ranges (validated when built)."""
+        return tuple(filter(None, map(port_range, self.webhook_ports)))
+
 
 _ENV_NAMES = {
     "database_url": DATABASE_URL,
@@ -223,6 +237,8 @@ _ENV_NAMES = {
     "webhook_timeout": WEBHOOK_TIMEOUT,
     "webhook_max_failures": WEBHOOK_MAX_FAILURES,
     "webhook_allow_loopback": WEBHOOK_ALLOW_LOOPBACK,
+    "webhook_ports": WEBHOOK_PORTS,
+    "webhook_secret_keys": WEBHOOK_SECRET_KEYS,
     "gateway_queue_size": GATEWAY_QUEUE_SIZE,
     "gateway_max_connections_per_tenant": GATEWAY_MAX_CONNECTIONS_PER_TENANT,
     "allowed_origins": ALLOWED_ORIGINS,
@@ -319,6 +335,13 @@ def _validate(s: Settings) -> None:
          f"must be at least 1 and at least {DB_POOL_MIN} ({s.db_pool_min})"),
         ("reconcile_batch", s.reconcile_batch >= 1, "must be at least 1"),
         ("webhook_max_failures", s.webhook_max_failures >= 1, "must be at least 1"),
+        ("webhook_ports", bool(s.webhook_ports), "must name at least one port"),
+        ("webhook_ports", all(map(port_range, s.webhook_ports)),
+         "entries must each be a TCP port or a range of them (80, 8000-8999; 1-65535)"),
+        ("webhook_secret_keys", s.webhook_secret_keys != (), "must name at least one key"),
+        ("webhook_secret_keys", all(map(_fernet_key, s.webhook_secret_keys or ())),
+         "entries must each be a Fernet key: 32 bytes in URL-safe base64, 44 characters"
+         " (python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key())')"),
         ("gateway_queue_size", s.gateway_queue_size >= 1, "must be at least 1"),
         ("gateway_max_connections_per_tenant", s.gateway_max_connections_per_tenant >= 1,
          "must be at least 1"),
@@ -378,6 +401,27 @@ def _retry_delay(seconds: float) -> bool:
     return math.isfinite(seconds) and 0 <= seconds < 7 * 24 * 3600
 
 
+_PORT_RANGE = re.compile(r"([0-9]{1,5})(?:-([0-9]{1,5}))?")
+
+
+def port_range(entry: str) -> tuple[int, int] | None:
+    """A ``FILEPIPE_WEBHOOK_PORTS`` entry (``443`` or ``8000-8999``) as an inclusive range, or
+    None if it is not one of TCP ports (1-65535, low before high)."""
+    match = _PORT_RANGE.fullmatch(entry)
+    if match is None:
+        return None
+    low = int(match[1])
+    high = int(match[2] or low)
+    return (low, high) if 1 <= low <= high <= 65535 else None
+
+
+def _fernet_key(key: str) -> bool:
+    """Whether ``key`` is a Fernet key (URL-safe base64 of 32 bytes), checked without using it."""
+    if len(key) != 44 or not re.fullmatch(r"[A-Za-z0-9_-]{43}=", key):
+        return False
+    return len(base64.urlsafe_b64decode(key)) == 32
+
+
 def _token(value: str | None) -> bool:
     return value is None or (value != "" and not any(c.isspace() for c in value))
 
@@ -417,7 +461,13 @@ _URL_SCHEMES = {
     "otlp_endpoint": _HTTP,
 }
 _NOT_ECHOED = frozenset(
-    {"s3_access_key_id", "s3_secret_access_key", "cursor_secret", "event_token"}
+    {
+        "s3_access_key_id",
+        "s3_secret_access_key",
+        "cursor_secret",
+        "event_token",
+        "webhook_secret_keys",
+    }
 )
 _MEDIA_NAME = r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}"
 _MEDIA_RANGE = re.compile(rf"\*/\*|{_MEDIA_NAME}/(?:\*|{_MEDIA_NAME})")

@@ -1,13 +1,13 @@
-"""Webhook delivery by the ``notify`` target: signed, retried, deduplicated, SSRF-guarded."""
+"""Webhook delivery by the ``notify`` target: signed (by both secrets during a rotation's overlap),
+retried, deduplicated, SSRF-guarded, replayable, with secrets encrypted at rest."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
 
-import psycopg
 import pytest
 from flask.testing import FlaskClient
 
@@ -15,26 +15,23 @@ from filepipe import auth, runtime
 from filepipe.notify.webhooks.signing import new_secret
 from tests.support.functions import function_app
 from tests.support.receiver import Receiver, Reply
-from tests.support.waiting import wait_until
 from tests.support.webhooks import (
+    WEBHOOK_ENV,
+    Conn,
+    auth_header,
     deliveries,
+    endpoint,
     file_event,
+    message,
     ping_event,
     register,
+    replay,
     send,
+    swept,
     verified,
 )
 
 pytestmark = pytest.mark.integration
-
-Conn = psycopg.Connection[dict[str, Any]]
-T = TypeVar("T")
-WEBHOOK_ENV = {
-    "FILEPIPE_WEBHOOK_ALLOW_LOOPBACK": "true",
-    "FILEPIPE_WEBHOOK_RETRY_SCHEDULE": "0.05,0.1",
-    "FILEPIPE_WEBHOOK_TIMEOUT": "1",
-    "FILEPIPE_WEBHOOK_MAX_FAILURES": "3",
-}
 
 
 @pytest.fixture
@@ -65,32 +62,6 @@ def tenant(conn: Conn) -> tuple[str, str]:
 @pytest.fixture
 def receiver(event_receiver: Receiver) -> Iterator[Receiver]:
     yield event_receiver
-
-
-def swept(notify: FlaskClient, probe: Callable[[], T | None], what: str) -> T:
-    """Send PingSource events to notify until ``probe`` is satisfied."""
-
-    def ping_then_probe() -> T | None:
-        send(notify, ping_event())
-        return probe()
-
-    return wait_until(ping_then_probe, what=what)
-
-
-def message(conn: Conn, endpoint_id: str, event_id: str) -> dict[str, Any]:
-    row = conn.execute(
-        "SELECT * FROM webhook_messages WHERE endpoint_id = %s AND event_id = %s",
-        (endpoint_id, event_id),
-    ).fetchone()
-    assert row is not None
-    return row
-
-
-def endpoint(api: FlaskClient, key: str, endpoint_id: str) -> dict[str, Any]:
-    got: dict[str, Any] = api.get(
-        f"/webhooks/{endpoint_id}", headers={"Authorization": f"Bearer {key}"}
-    ).get_json()
-    return got
 
 
 def test_event_is_signed_and_sent_to_its_tenants_subscribed_endpoints_only(
@@ -254,7 +225,9 @@ def test_loopback_is_refused_at_delivery_unless_allowed(
         "SELECT * FROM webhook_deliveries WHERE endpoint_id = %s", (endpoint_id,)
     ).fetchall()
     assert (attempt["succeeded"], attempt["status_code"]) == (False, None)
-    assert attempt["error"].startswith("refused: 127.0.0.1 is a loopback address")
+    assert attempt["error"] == (
+        "refused: the URL's host is a loopback address; webhooks may only reach public ones"
+    )
     assert message(conn, str(endpoint_id), event["id"])["state"] == "failed"
     assert receiver.all_requests() == []
 
@@ -276,3 +249,162 @@ def test_a_pending_retry_survives_a_restart(
 
     assert [r.headers["webhook-id"] for r in receiver.requests("/later")] == [event["id"]] * 2
     assert [a["attempt"] for a in deliveries(api, key, hook["id"])] == [2, 1]
+
+
+def test_an_endpoint_disabled_by_failures_delivers_again_once_enabled(
+    api: FlaskClient, notify: FlaskClient, conn: Conn, receiver: Receiver, tenant: tuple[str, str]
+) -> None:
+    name, key = tenant
+    hook = register(api, key, receiver.url + "/revived")
+    receiver.plan("/revived", 500, 500, 500)
+    send(notify, file_event(name))
+    swept(notify, lambda: not endpoint(api, key, hook["id"])["enabled"], "the endpoint disabled")
+
+    enabled = api.post(f"/webhooks/{hook['id']}/enable", headers=auth_header(key)).get_json()
+    assert (enabled["enabled"], enabled["failure_count"], enabled["disabled_reason"]) == (
+        True,
+        0,
+        None,
+    )
+    later = file_event(name)
+    send(notify, later)
+
+    assert receiver.requests("/revived")[-1].headers["webhook-id"] == later["id"]
+    assert verified(hook["secret"], receiver.requests("/revived")[-1])["id"] == later["id"]
+    assert message(conn, hook["id"], later["id"])["state"] == "delivered"
+    assert endpoint(api, key, hook["id"])["failure_count"] == 0
+
+
+def test_a_replayed_delivery_is_sent_again_with_the_same_webhook_id(
+    api: FlaskClient, notify: FlaskClient, conn: Conn, receiver: Receiver, tenant: tuple[str, str]
+) -> None:
+    name, key = tenant
+    hook = register(api, key, receiver.url + "/again")
+    event = file_event(name)
+    send(notify, event)
+    [first] = deliveries(api, key, hook["id"])
+
+    response = replay(api, key, hook["id"], first["id"])
+    assert response.status_code == 202, response.get_json()
+    assert response.get_json()["event_id"] == event["id"]
+    swept(notify, lambda: len(receiver.requests("/again")) == 2, "the replay")
+
+    requests = receiver.requests("/again")
+    assert [r.headers["webhook-id"] for r in requests] == [event["id"]] * 2
+    assert requests[0].body == requests[1].body
+    assert verified(hook["secret"], requests[1])["id"] == event["id"]
+    assert [(a["attempt"], a["succeeded"]) for a in deliveries(api, key, hook["id"])] == [
+        (2, True),
+        (1, True),
+    ]
+    assert message(conn, hook["id"], event["id"])["state"] == "delivered"
+
+
+def test_a_replayed_failed_delivery_gets_the_whole_retry_schedule_again(
+    env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    conn: Conn,
+    receiver: Receiver,
+    tenant: tuple[str, str],
+) -> None:
+    monkeypatch.setenv("FILEPIPE_WEBHOOK_MAX_FAILURES", "10")
+    runtime.reset()
+    api = function_app("notify", "webhooks").test_client()
+    notify = function_app("notify", "notify").test_client()
+    name, key = tenant
+    hook = register(api, key, receiver.url + "/later")
+    receiver.plan("/later", 500, 500, 500, 503, 503)
+    event = file_event(name)
+    send(notify, event)
+    swept(notify, lambda: message(conn, hook["id"], event["id"])["state"] == "failed", "failed")
+    failed = deliveries(api, key, hook["id"])[0]
+    assert failed["attempt"] == 3
+
+    assert replay(api, key, hook["id"], failed["id"]).status_code == 202
+    swept(notify, lambda: message(conn, hook["id"], event["id"])["state"] == "delivered", "retry")
+
+    attempts = deliveries(api, key, hook["id"])
+    assert [(a["attempt"], a["status_code"]) for a in attempts[:3]] == [
+        (6, 200),
+        (5, 503),
+        (4, 503),
+    ]
+
+
+def test_a_port_not_allowed_is_refused_at_delivery(
+    env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    conn: Conn,
+    receiver: Receiver,
+    tenant: tuple[str, str],
+) -> None:
+    """An endpoint stored when its port was allowed gets nothing once it is not."""
+    name, key = tenant
+    hook = register(function_app("notify", "webhooks").test_client(), key, receiver.url + "/p")
+    monkeypatch.delenv("FILEPIPE_WEBHOOK_PORTS")
+    runtime.reset()
+    notify = function_app("notify", "notify").test_client()
+    event = file_event(name)
+
+    send(notify, event)
+
+    [attempt] = conn.execute(
+        "SELECT * FROM webhook_deliveries WHERE endpoint_id = %s", (hook["id"],)
+    ).fetchall()
+    port = receiver.url.rsplit(":", 1)[1]
+    assert attempt["error"] == (
+        f"refused: the URL's port {port} is not allowed; webhooks may use 80, 443"
+    )
+    assert message(conn, hook["id"], event["id"])["state"] == "failed"
+    assert receiver.all_requests() == []
+
+    monkeypatch.setenv("FILEPIPE_WEBHOOK_PORTS", f"443,{port}")
+    runtime.reset()
+    later = file_event(name)
+    send(function_app("notify", "notify").test_client(), later)
+    assert [r.headers["webhook-id"] for r in receiver.requests("/p")] == [later["id"]]
+
+
+def test_the_delivery_log_says_what_failed_without_the_address(
+    api: FlaskClient, notify: FlaskClient, conn: Conn, closed_port_url: str, tenant: tuple[str, str]
+) -> None:
+    name, key = tenant
+    hook = register(api, key, closed_port_url + "hook")
+
+    send(notify, file_event(name))
+
+    [attempt] = deliveries(api, key, hook["id"])
+    assert attempt["error"] == "connection failed: connection refused"
+    assert attempt["status_code"] is None
+
+
+def test_without_keys_events_wait_queued_until_keys_are_set(
+    env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    conn: Conn,
+    receiver: Receiver,
+    tenant: tuple[str, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    name, key = tenant
+    hook = register(function_app("notify", "webhooks").test_client(), key, receiver.url + "/w")
+    keys = env["FILEPIPE_WEBHOOK_SECRET_KEYS"]
+    monkeypatch.delenv("FILEPIPE_WEBHOOK_SECRET_KEYS")
+    runtime.reset()
+    unconfigured = function_app("notify", "notify").test_client()
+    event = file_event(name)
+
+    with caplog.at_level(logging.ERROR):
+        send(unconfigured, event)
+        send(unconfigured, ping_event())
+
+    assert any("deliveries paused" in record.getMessage() for record in caplog.records)
+    queued = message(conn, hook["id"], event["id"])
+    assert (queued["state"], queued["attempts"]) == ("pending", 0)
+    assert receiver.all_requests() == []
+
+    monkeypatch.setenv("FILEPIPE_WEBHOOK_SECRET_KEYS", keys)
+    runtime.reset()
+    configured = function_app("notify", "notify").test_client()
+    swept(configured, lambda: receiver.requests("/w"), "the queued event")
+    assert verified(hook["secret"], receiver.requests("/w")[0])["id"] == event["id"]

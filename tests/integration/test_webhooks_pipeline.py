@@ -1,5 +1,6 @@
 """Webhooks through the real broker emulator and notify as a process: the repository's Triggers
-deliver the events, its ``webhook-retries`` PingSource drives retries across a notify restart."""
+deliver the events, its ``webhook-retries`` PingSource drives retries across a notify restart
+and encrypts a plain-text secret left from before migration 0007."""
 
 from __future__ import annotations
 
@@ -57,6 +58,15 @@ def attempts(conn: Conn, endpoint_id: uuid.UUID) -> list[dict[str, Any]]:
     ).fetchall()
 
 
+def plain_secret(conn: Conn, endpoint_id: uuid.UUID) -> str | None:
+    row = conn.execute(
+        "SELECT secret FROM webhook_endpoints WHERE id = %s", (endpoint_id,)
+    ).fetchone()
+    assert row is not None
+    secret: str | None = row["secret"]
+    return secret
+
+
 @pytest.fixture
 def hooks() -> Iterator[Receiver]:
     with receiving() as receiver:
@@ -111,6 +121,7 @@ def test_broker_duplicates_and_a_notify_restart_yield_one_success(
 
         with notify_process(notify_port, env):
             wait_until(lambda: len(attempts(conn, endpoint_id)) == 2, what="the retry")
+            wait_until(lambda: plain_secret(conn, endpoint_id) is None, what="the secret sealed")
 
         published = wait_until(lambda: listener.get_message(timeout=1.0), what="real time")
         assert json.loads(published["data"])["id"] == event["id"]

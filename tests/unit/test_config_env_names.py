@@ -65,6 +65,8 @@ def test_every_variable_is_read_and_parsed_into_its_field() -> None:
         "FILEPIPE_WEBHOOK_TIMEOUT": "11",
         "FILEPIPE_WEBHOOK_MAX_FAILURES": "12",
         "FILEPIPE_WEBHOOK_ALLOW_LOOPBACK": "on",
+        "FILEPIPE_WEBHOOK_PORTS": "443,8443",
+        "FILEPIPE_WEBHOOK_SECRET_KEYS": "A" * 43 + "=",
         "FILEPIPE_GATEWAY_QUEUE_SIZE": "13",
         "FILEPIPE_GATEWAY_MAX_CONNECTIONS_PER_TENANT": "3",
         "FILEPIPE_ALLOWED_ORIGINS": "https://app.example.com",

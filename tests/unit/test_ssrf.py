@@ -1,4 +1,5 @@
-"""The webhook SSRF guard: URL forms and address classes refused or allowed (no network)."""
+"""The webhook SSRF guard: URL forms, ports and address classes refused or allowed, and refusals
+that never name the address (no network)."""
 
 from __future__ import annotations
 
@@ -45,6 +46,8 @@ def answers(*addresses: str) -> ssrf.Resolver:
         "http://[ff02::1]/",
         "http://[fe80::1]/",
         "http://[fc00::1]/",
+        "http://[fec0::1]/",
+        "http://[feff:ffff::1]/",
         "http://255.255.255.255/",
         "http://240.0.0.1/",
         "http://2130706433/",
@@ -83,12 +86,72 @@ def test_non_public_addresses_are_refused_without_dns(url: str) -> None:
     ],
 )
 def test_allow_loopback_admits_loopback_and_nothing_else(url: str, allowed: bool) -> None:
+    ports = ((80, 80), (8080, 8080))
     if allowed:
-        _, [address] = ssrf.guard(url, allow_loopback=True, resolver=no_dns)
+        _, [address] = ssrf.guard(url, allow_loopback=True, ports=ports, resolver=no_dns)
         assert (address.is_loopback and address.version == 4) or str(address) == "::1"
     else:
         with pytest.raises(UnsafeURL):
-            ssrf.guard(url, allow_loopback=True, resolver=no_dns)
+            ssrf.guard(url, allow_loopback=True, ports=ports, resolver=no_dns)
+
+
+@pytest.mark.parametrize(
+    ("url", "ports", "allowed"),
+    [
+        ("https://hooks.example.com/", ssrf.ALLOWED_PORTS, True),
+        ("http://hooks.example.com/", ssrf.ALLOWED_PORTS, True),
+        ("https://hooks.example.com:443/", ssrf.ALLOWED_PORTS, True),
+        ("http://hooks.example.com:443/", ssrf.ALLOWED_PORTS, True),
+        ("https://hooks.example.com:80/", ssrf.ALLOWED_PORTS, True),
+        ("https://hooks.example.com:8443/", ssrf.ALLOWED_PORTS, False),
+        ("http://hooks.example.com:25/", ssrf.ALLOWED_PORTS, False),
+        ("http://hooks.example.com:22/", ssrf.ALLOWED_PORTS, False),
+        ("http://hooks.example.com:6379/", ssrf.ALLOWED_PORTS, False),
+        ("http://hooks.example.com:8000/", ((443, 443), (8000, 8999)), True),
+        ("http://hooks.example.com:8999/", ((443, 443), (8000, 8999)), True),
+        ("http://hooks.example.com:9000/", ((443, 443), (8000, 8999)), False),
+        ("https://hooks.example.com/", ((8000, 8999),), False),
+    ],
+)
+def test_only_the_allowed_ports_are_reached(
+    url: str, ports: ssrf.PortRanges, allowed: bool
+) -> None:
+    def resolve_never_asked_for_a_refused_port(host: str, port: int, **kwargs: Any) -> Any:
+        assert allowed, "a refused port is refused before any DNS lookup"
+        return answers("93.184.215.14")(host, port)
+
+    if allowed:
+        ssrf.guard(url, ports=ports, resolver=resolve_never_asked_for_a_refused_port)
+    else:
+        with pytest.raises(UnsafeURL, match=r"port \d+ is not allowed; webhooks may use"):
+            ssrf.guard(url, ports=ports, resolver=resolve_never_asked_for_a_refused_port)
+
+
+@pytest.mark.parametrize(
+    ("resolved", "kind"),
+    [
+        ("10.1.2.3", "a private address"),
+        ("127.0.0.1", "a loopback address"),
+        ("169.254.169.254", "a link-local address"),
+        ("fec0::1", "a site-local address"),
+        ("fd12:3456::1", "a private address"),
+        ("::ffff:192.168.7.7", "a private address"),
+        ("2002:a01:203::1", "an IPv6 address embedding a private IPv4 address"),
+        ("100.64.3.4", "a non-global address"),
+    ],
+)
+def test_a_refusal_names_the_kind_of_address_never_the_address(resolved: str, kind: str) -> None:
+    with pytest.raises(UnsafeURL) as refused:
+        ssrf.guard("https://internal.example.com/hook", resolver=answers(resolved))
+    message = str(refused.value)
+    assert message == f"the URL's host resolves to {kind}; webhooks may only reach public ones"
+    for shown in {resolved, str(ipaddress.ip_address(resolved)), "10.1.2.3", "192.168.7.7"}:
+        assert shown not in message
+
+
+def test_a_literal_is_said_to_be_of_its_kind() -> None:
+    with pytest.raises(UnsafeURL, match=r"^the URL.s host is a loopback address;"):
+        ssrf.guard("http://2130706433/", resolver=no_dns)
 
 
 @pytest.mark.parametrize(
@@ -148,12 +211,12 @@ def test_a_name_is_refused_if_any_of_its_addresses_is(resolved: tuple[str, ...])
 
 def test_localhost_is_refused_through_the_real_resolver() -> None:
     with pytest.raises(UnsafeURL, match="loopback"):
-        ssrf.guard("http://localhost:8080/")
+        ssrf.guard("http://localhost/")
 
 
 def test_a_name_that_does_not_resolve_is_not_found() -> None:
     def nxdomain(*args: Any, **kwargs: Any) -> list[tuple[Any, ...]]:
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
-    with pytest.raises(HostNotFound):
+    with pytest.raises(HostNotFound, match=r"^cannot resolve nowhere\.example\.com: Name or servi"):
         ssrf.guard("https://nowhere.example.com/", resolver=nxdomain)

@@ -48,7 +48,7 @@ def test_payload_is_structured_cloudevent_json_without_transport_extensions() ->
 
 def test_headers_verify_with_the_standardwebhooks_library() -> None:
     secret, body = new_secret(), payload(EVENT)
-    headers = signed_headers(secret, EVENT["id"], body)
+    headers = signed_headers([secret], EVENT["id"], body)
 
     assert Webhook(secret).verify(body, headers)["id"] == EVENT["id"]
     assert headers["webhook-id"] == EVENT["id"]
@@ -62,7 +62,27 @@ def test_headers_verify_with_the_standardwebhooks_library() -> None:
 def test_each_attempt_is_signed_at_its_own_time() -> None:
     secret, body = new_secret(), payload(EVENT)
     earlier = datetime.now(UTC) - timedelta(minutes=10)
-    stale = signed_headers(secret, EVENT["id"], body, at=earlier)
+    stale = signed_headers([secret], EVENT["id"], body, at=earlier)
     assert stale["webhook-timestamp"] == str(int(earlier.timestamp()))
     with pytest.raises(WebhookVerificationError, match="too old"):
         Webhook(secret).verify(body, stale)
+
+
+def test_during_an_overlap_a_receiver_holding_either_secret_verifies() -> None:
+    new, old, body = new_secret(), new_secret(), payload(EVENT)
+    headers = signed_headers([new, old], EVENT["id"], body)
+
+    signatures = headers["webhook-signature"].split(" ")
+    assert len(signatures) == 2 and all(entry.startswith("v1,") for entry in signatures)
+    assert signatures[0] == signed_headers([new], EVENT["id"], body)["webhook-signature"]
+    for secret in (new, old):
+        assert Webhook(secret).verify(body, headers)["id"] == EVENT["id"]
+    with pytest.raises(WebhookVerificationError):
+        Webhook(new_secret()).verify(body, headers)
+
+
+def test_a_lone_string_is_not_taken_for_a_list_of_secrets() -> None:
+    with pytest.raises(TypeError):
+        signed_headers(new_secret(), EVENT["id"], payload(EVENT))
+    with pytest.raises(TypeError):
+        signed_headers([], EVENT["id"], payload(EVENT))

@@ -4,7 +4,7 @@ Follows the Standard Webhooks spec
 (https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md):
 per-endpoint ``whsec_`` secrets, ``webhook-id`` / ``webhook-timestamp`` / ``webhook-signature``
 (HMAC-SHA256, via the ``standardwebhooks`` library), retries with backoff, endpoints disabled
-when they answer 410 or keep failing.
+when they answer 410 or keep failing; secret rotation with both signatures during an overlap.
 
 Design (stateless functions, at-least-once everywhere, all state in PostgreSQL):
 
@@ -12,9 +12,9 @@ Design (stateless functions, at-least-once everywhere, all state in PostgreSQL):
   the CloudEvent id, stable across retries and re-emissions, so receivers dedupe on it.
 - The ``notify`` CloudEvent target, for each ``file.*`` event, inserts one ``webhook_messages``
   row per subscribed enabled endpoint of ``data.tenant``. The row's key (endpoint, event id)
-  dedupes: a CloudEvent the broker delivers twice adds nothing, and a delivered row is never
-  sent again, so one endpoint gets one successful delivery per event (bar a crash between a 2xx
-  and its commit: then the retry carries the same ``webhook-id``).
+  dedupes: a CloudEvent the broker delivers twice adds nothing, and a delivered row is not sent
+  again unless the tenant replays it, so one endpoint gets one successful delivery per event (bar
+  a crash between a 2xx and its commit, or a replay: both carry the same ``webhook-id``).
 - It then makes the event's first attempts inline and retries up to a few other due rows.
   Rows are claimed with ``FOR UPDATE SKIP LOCKED`` and a lease (``delivery.py``), so concurrent
   notify instances never send the same attempt and a crash only delays a row.
@@ -27,21 +27,30 @@ Design (stateless functions, at-least-once everywhere, all state in PostgreSQL):
   written with the row's new state in one transaction.
 - URLs pass the SSRF guard at registration and before every attempt, which connects to the
   address the guard checked (``ssrf.py``, ``transport.py``).
+- Secrets are stored encrypted with Fernet keys from ``FILEPIPE_WEBHOOK_SECRET_KEYS``
+  (``encryption.py``); without keys nothing is signed or sent and the API answers 503.
 
-Modules: ``ssrf`` (URL and address rules), ``signing`` (secret, payload, headers),
-``transport`` (one pinned POST), ``store`` (endpoints, delivery log), ``delivery`` (the queue),
-``api`` (HTTP routes). Errors: ``errors``.
+Modules: ``ssrf`` (URL, port and address rules), ``signing`` (secret, payload, headers),
+``encryption`` (secrets at rest), ``transport`` (one pinned POST), ``store`` (endpoints,
+rotation, delivery log), ``delivery`` (the queue, replays), ``api`` (HTTP routes). Errors:
+``errors``.
 """
 
 from __future__ import annotations
 
 from filepipe.notify.webhooks.api import EVENT_TYPES
 from filepipe.notify.webhooks.delivery import deliver_event, sweep
-from filepipe.notify.webhooks.errors import HostNotFound, UnsafeURL, WebhookError
+from filepipe.notify.webhooks.errors import (
+    HostNotFound,
+    SecretUnreadable,
+    UnsafeURL,
+    WebhookError,
+)
 
 __all__ = [
     "EVENT_TYPES",
     "HostNotFound",
+    "SecretUnreadable",
     "UnsafeURL",
     "WebhookError",
     "deliver_event",

@@ -10,8 +10,17 @@
   next ``webhook_retry_schedule`` delay, or ``failed`` when the schedule is spent or the SSRF
   guard refused the address. 410 Gone disables the endpoint; so does the
   ``webhook_max_failures``-th consecutive failed attempt (a success resets the count). Rows of a
-  disabled endpoint become ``abandoned``.
-- ``sweep``: claim-attempt-complete, one row at a time, within a row limit and a time budget.
+  disabled endpoint become ``abandoned``. An attempt not made because the endpoint's secret
+  cannot be decrypted is retried but not counted against the endpoint.
+- ``sweep`` (the PingSource): first ``encryption.seal_stored`` (plain-text secrets encrypted,
+  expired previous secrets forgotten), then claim-attempt-complete, one row at a time, within a
+  row limit and a time budget.
+- ``requeue`` (``POST .../deliveries/{delivery_id}/replay``): a delivered, failed or abandoned
+  message back to ``pending``, due now, with the whole retry schedule again (retries count from
+  ``retry_base``); the same ``webhook-id``, so receivers dedupe it.
+
+Nothing is signed or sent without ``FILEPIPE_WEBHOOK_SECRET_KEYS``: messages are still queued,
+and wait (logged as an error) until the keys are configured.
 
 Standard Webhooks spec (retries, disabling failing endpoints):
 https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md
@@ -34,12 +43,16 @@ from psycopg.errors import ForeignKeyViolation
 from psycopg.rows import class_row
 from psycopg_pool import ConnectionPool
 
-from filepipe import metrics
+from filepipe import config, metrics
 from filepipe.config import Settings
-from filepipe.notify.webhooks import transport
+from filepipe.errors import Conflict, NotFound
+from filepipe.notify.webhooks import encryption, transport
+from filepipe.notify.webhooks.encryption import SecretBox
+from filepipe.notify.webhooks.errors import SecretUnreadable
 from filepipe.notify.webhooks.signing import payload, signed_headers
 from filepipe.notify.webhooks.store import MAX_ENDPOINTS_PER_TENANT
 from filepipe.telemetry import tracer
+from filepipe.web.bodies import iso
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +73,11 @@ SET attempts = m.attempts + 1, updated_at = now(),
     next_attempt_at = now() + make_interval(secs => %(lease)s)
 FROM due, webhook_endpoints e
 WHERE m.endpoint_id = due.endpoint_id AND m.event_id = due.event_id AND e.id = m.endpoint_id
-RETURNING m.endpoint_id, m.event_id, m.attempts AS attempt, m.payload, e.url, e.secret
+RETURNING m.endpoint_id, m.event_id, m.attempts AS attempt,
+    m.attempts - m.retry_base AS round_attempt, m.payload, e.url,
+    e.secret AS plain_secret, e.secret_ciphertext,
+    CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret_ciphertext END
+        AS previous_secret_ciphertext
 """
 _CLAIM_ANY = _CLAIM.format(only_event="")
 _CLAIM_EVENT = _CLAIM.format(only_event="AND m.event_id = %(event_id)s")
@@ -68,14 +85,30 @@ _CLAIM_EVENT = _CLAIM.format(only_event="AND m.event_id = %(event_id)s")
 
 @dataclass(frozen=True)
 class Claim:
-    """A message taken for one attempt (``attempt`` counts from 1)."""
+    """A message taken for one attempt (``attempt`` counts from 1; ``round_attempt`` too, but
+    from the last replay: it picks the retry delay)."""
 
     endpoint_id: uuid.UUID
     event_id: str
     attempt: int
+    round_attempt: int
     payload: str
     url: str
-    secret: str = field(repr=False)
+    plain_secret: str | None = field(repr=False)
+    """Set only for an endpoint written before secrets were encrypted (until sealed)."""
+    secret_ciphertext: str | None = field(repr=False)
+    previous_secret_ciphertext: str | None = field(repr=False)
+    """The secret a rotation replaced, while its overlap lasts."""
+
+    def secrets(self, box: SecretBox) -> list[str]:
+        """The secrets to sign with, the current one first; ``SecretUnreadable`` if one cannot
+        be decrypted."""
+        current = self.plain_secret
+        if current is None:
+            assert self.secret_ciphertext is not None  # a CHECK constraint: exactly one is set
+            current = box.open(self.secret_ciphertext)
+        previous = self.previous_secret_ciphertext
+        return [current] if previous is None else [current, box.open(previous)]
 
 
 def enqueue(pool: ConnectionPool[Any], event: CloudEvent) -> int:
@@ -108,9 +141,19 @@ def claim(pool: ConnectionPool[Any], *, lease: float, event_id: str | None = Non
     return claimed
 
 
-def attempt(settings: Settings, claimed: Claim) -> transport.Outcome:
+def attempt(settings: Settings, box: SecretBox, claimed: Claim) -> transport.Outcome:
     """One signed POST of the claimed message (re-signed: a fresh ``webhook-timestamp``)."""
-    headers = signed_headers(claimed.secret, claimed.event_id, claimed.payload)
+    try:
+        signing_secrets = claimed.secrets(box)
+    except SecretUnreadable:
+        log.error(
+            "webhook not sent: no key of %s decrypts the endpoint's secret",
+            config.WEBHOOK_SECRET_KEYS,
+            extra={"endpoint_id": str(claimed.endpoint_id), "key_id": box.key_id},
+        )
+        error = "not sent: the endpoint's secret cannot be decrypted (server configuration)"
+        return transport.Outcome(None, 0, error, counts_as_failure=False)
+    headers = signed_headers(signing_secrets, claimed.event_id, claimed.payload)
     attributes: dict[str, str | int] = {
         "filepipe.webhook.endpoint_id": str(claimed.endpoint_id),
         "filepipe.webhook.attempt": claimed.attempt,
@@ -126,6 +169,7 @@ def attempt(settings: Settings, claimed: Claim) -> transport.Outcome:
             headers,
             timeout=settings.webhook_timeout,
             allow_loopback=settings.webhook_allow_loopback,
+            ports=settings.webhook_port_ranges,
         )
         if outcome.status_code is not None:
             span.set_attribute("http.response.status_code", outcome.status_code)
@@ -198,7 +242,7 @@ def _settle(
         )
         return
     delays = settings.webhook_retry_schedule
-    if not outcome.retryable or claimed.attempt > len(delays):
+    if not outcome.retryable or claimed.round_attempt > len(delays):
         conn.execute(
             """
             UPDATE webhook_messages SET state = 'failed', last_error = %(error)s, updated_at = now()
@@ -216,10 +260,12 @@ def _settle(
             WHERE endpoint_id = %(endpoint)s AND event_id = %(event)s AND attempts = %(n)s
               AND state = 'pending'
             """,
-            {**key, "error": outcome.error, "delay": delays[claimed.attempt - 1]},
+            {**key, "error": outcome.error, "delay": delays[claimed.round_attempt - 1]},
         )
     if outcome.gone:
         _disable(conn, claimed.endpoint_id, "the receiver answered 410 Gone")
+        return
+    if not outcome.counts_as_failure:
         return
     counted = conn.execute(
         "UPDATE webhook_endpoints SET failure_count = failure_count + 1 WHERE id = %s"
@@ -251,19 +297,14 @@ def sweep(
     *,
     limit: int,
     budget: float | None = None,
-    event_id: str | None = None,
 ) -> int:
-    """Attempt due messages one by one, up to ``limit`` attempts or ``budget`` seconds."""
-    lease = 2 * settings.webhook_timeout + LEASE_MARGIN
-    deadline = None if budget is None else time.monotonic() + budget
-    made = 0
-    while made < limit and (deadline is None or time.monotonic() < deadline):
-        claimed = claim(pool, lease=lease, event_id=event_id)
-        if claimed is None:
-            break
-        complete(pool, settings, claimed, attempt(settings, claimed))
-        made += 1
-    return made
+    """Seal stored secrets, then attempt due messages one by one, up to ``limit`` attempts or
+    ``budget`` seconds (the PingSource's run). Returns the number of attempts made."""
+    box = _box(settings)
+    if box is None:
+        return 0
+    encryption.seal_stored(pool, box)
+    return _drain(pool, settings, box, limit=limit, budget=budget)
 
 
 def deliver_event(
@@ -274,5 +315,83 @@ def deliver_event(
     Returns the number of attempts made.
     """
     enqueue(pool, event)
-    made = sweep(pool, settings, limit=MAX_ENDPOINTS_PER_TENANT, event_id=event["id"])
-    return made + sweep(pool, settings, limit=sweep_limit)
+    box = _box(settings)
+    if box is None:
+        return 0
+    made = _drain(pool, settings, box, limit=MAX_ENDPOINTS_PER_TENANT, event_id=event["id"])
+    return made + _drain(pool, settings, box, limit=sweep_limit)
+
+
+def _box(settings: Settings) -> SecretBox | None:
+    box = encryption.box_for(settings)
+    if box is None:
+        log.error(
+            "webhook deliveries paused: %s is not set (queued messages wait for it)",
+            config.WEBHOOK_SECRET_KEYS,
+        )
+    return box
+
+
+def _drain(
+    pool: ConnectionPool[Any],
+    settings: Settings,
+    box: SecretBox,
+    *,
+    limit: int,
+    budget: float | None = None,
+    event_id: str | None = None,
+) -> int:
+    lease = 2 * settings.webhook_timeout + LEASE_MARGIN
+    deadline = None if budget is None else time.monotonic() + budget
+    made = 0
+    while made < limit and (deadline is None or time.monotonic() < deadline):
+        claimed = claim(pool, lease=lease, event_id=event_id)
+        if claimed is None:
+            break
+        complete(pool, settings, claimed, attempt(settings, box, claimed))
+        made += 1
+    return made
+
+
+def requeue(
+    pool: ConnectionPool[Any], tenant: str, endpoint_id: uuid.UUID, delivery_id: uuid.UUID
+) -> dict[str, Any]:
+    """Queue the event of delivery attempt ``delivery_id`` for its endpoint again: due now, with
+    a fresh retry schedule. 404 if the attempt is not this tenant's endpoint's; 409 if the
+    endpoint is disabled or the event is still queued."""
+    with pool.connection() as conn, conn.transaction():
+        found = conn.execute(
+            """
+            SELECT d.event_id, e.enabled, m.state
+            FROM webhook_deliveries d
+            JOIN webhook_endpoints e ON e.id = d.endpoint_id
+            LEFT JOIN webhook_messages m
+                ON m.endpoint_id = d.endpoint_id AND m.event_id = d.event_id
+            WHERE d.public_id = %s AND d.endpoint_id = %s AND e.tenant = %s
+            FOR UPDATE OF e
+            """,
+            (delivery_id, endpoint_id, tenant),
+        ).fetchone()
+        if found is None:
+            raise NotFound(f"no delivery {delivery_id} of webhook endpoint {endpoint_id}")
+        if not found["enabled"]:
+            raise Conflict("the endpoint is disabled; enable it first (POST .../enable)")
+        if found["state"] is None:
+            raise Conflict("the event of this delivery is no longer kept")
+        row = conn.execute(
+            """
+            UPDATE webhook_messages
+            SET state = 'pending', next_attempt_at = now(), retry_base = attempts,
+                last_error = NULL, updated_at = now()
+            WHERE endpoint_id = %s AND event_id = %s AND state <> 'pending'
+            RETURNING event_id, event_type, state, attempts, next_attempt_at
+            """,
+            (endpoint_id, found["event_id"]),
+        ).fetchone()
+    if row is None:
+        raise Conflict("the event is already queued for this endpoint (its retries go on)")
+    log.info(
+        "webhook delivery replayed",
+        extra={"endpoint_id": str(endpoint_id), "event_id": row["event_id"]},
+    )
+    return {**row, "next_attempt_at": iso(row["next_attempt_at"])}

@@ -4,8 +4,9 @@
 
     FilepipeError
     └── WebhookError
-        ├── UnsafeURL       (also ValueError) a URL the SSRF guard refuses, or a malformed one
-        └── HostNotFound    the URL's host does not resolve (may resolve later)
+        ├── UnsafeURL          (also ValueError) a URL the SSRF guard refuses, or a malformed one
+        ├── HostNotFound       the URL's host does not resolve (may resolve later)
+        └── SecretUnreadable   a stored secret none of the configured keys decrypts
 """
 
 from __future__ import annotations
@@ -18,8 +19,12 @@ class WebhookError(FilepipeError):
 
 
 class UnsafeURL(WebhookError, ValueError):
-    """The URL is malformed or reaches an address webhooks may not reach."""
+    """The URL is malformed or reaches an address or port webhooks may not reach."""
 
 
 class HostNotFound(WebhookError):
     """The URL's host name does not resolve (now)."""
+
+
+class SecretUnreadable(WebhookError):
+    """An endpoint secret none of ``FILEPIPE_WEBHOOK_SECRET_KEYS`` decrypts (its key is gone)."""

@@ -9,13 +9,18 @@ checked (see ``transport.py``), so a DNS answer that changes between check and c
 (rebinding) cannot steer a delivery inside.
 
 Refused: schemes other than http(s), credentials in the URL, hosts that are not DNS names or IP
-literals, and any address that is loopback, private, link-local, multicast, reserved,
-unspecified, shared (100.64.0.0/10) or otherwise not global, for IPv4 and IPv6 alike. An
-IPv4-mapped IPv6 address (``::ffff:a.b.c.d``) is judged as the IPv4 address it reaches; IPv4
+literals, ports outside the allowed ones (``FILEPIPE_WEBHOOK_PORTS``, default 80 and 443), and
+any address that is loopback, private, link-local, site-local (``fec0::/10``), multicast,
+reserved, unspecified, shared (100.64.0.0/10) or otherwise not global, for IPv4 and IPv6 alike.
+An IPv4-mapped IPv6 address (``::ffff:a.b.c.d``) is judged as the IPv4 address it reaches; IPv4
 addresses embedded in 6to4, Teredo and NAT64 addresses are judged too. Numeric host forms that
 resolvers read as IPv4 (``2130706433``, ``0x7f000001``, ``0177.0.0.1``, ``127.1``) are parsed
 the way resolvers parse them. A host name is refused if any of its addresses is.
 ``allow_loopback`` (development only) lets 127.0.0.0/8 and ::1 through, nothing else.
+
+A refusal says what kind of address the host is or resolves to ("resolves to a private
+address"), never the address itself: neither the tenant (in a 400) nor the delivery log learns
+what an internal name resolves to.
 """
 
 from __future__ import annotations
@@ -34,8 +39,13 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[..., Sequence[tuple[Any, ...]]]
 """``socket.getaddrinfo``'s signature; tests inject their own."""
 
+PortRanges = tuple[tuple[int, int], ...]
+"""Allowed TCP ports as inclusive ``(low, high)`` ranges (``Settings.webhook_port_ranges``)."""
+
 MAX_URL_LENGTH = 2048
 DEFAULT_PORTS = {"http": 80, "https": 443}
+ALLOWED_PORTS: PortRanges = ((80, 80), (443, 443))
+"""The ports webhooks may reach unless configured otherwise."""
 
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _HOSTNAME = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)(\.(?!-)[a-z0-9_-]{1,63}(?<!-))*\.?$")
@@ -114,26 +124,38 @@ def _ip_literal(host: str, *, bracketed: bool) -> IPAddress | None:
     return None
 
 
-def check_address(address: IPAddress, *, allow_loopback: bool = False) -> IPAddress:
-    """The address to connect to, if a webhook may reach ``address``; else ``UnsafeURL``."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+def refusal(address: IPAddress, *, allow_loopback: bool = False) -> str | None:
+    """Why a webhook may not reach ``address`` (``"a loopback address"``), or None if it may."""
+    address = _unmapped(address)
     if allow_loopback and address.is_loopback:
-        return address
+        return None
     reason = _forbidden(address)
-    embedded = _embedded_ipv4(address) if isinstance(address, ipaddress.IPv6Address) else None
-    if reason is None and embedded is not None and (inner := _forbidden(embedded)) is not None:
-        reason = f"{inner} (embedded {embedded})"
     if reason is not None:
-        raise UnsafeURL(f"{address} is a {reason} address; webhooks may only reach public ones")
+        return f"{_article(reason)} {reason} address"
+    embedded = _embedded_ipv4(address) if isinstance(address, ipaddress.IPv6Address) else None
+    if embedded is not None and (inner := _forbidden(embedded)) is not None:
+        return f"an IPv6 address embedding {_article(inner)} {inner} IPv4 address"
+    return None
+
+
+def _unmapped(address: IPAddress) -> IPAddress:
+    """An IPv4-mapped IPv6 address (``::ffff:a.b.c.d``) as the IPv4 address it reaches."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
     return address
 
 
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
 def _forbidden(address: IPAddress) -> str | None:
+    site_local = isinstance(address, ipaddress.IPv6Address) and address.is_site_local
     checks = (
         ("loopback", address.is_loopback),
         ("unspecified", address.is_unspecified),
         ("link-local", address.is_link_local),
+        ("site-local", site_local),
         ("multicast", address.is_multicast),
         ("private", address.is_private),
         ("reserved", address.is_reserved),
@@ -160,15 +182,15 @@ def resolve(
     ``HostNotFound`` if the name does not resolve (worth retrying later).
     """
     if target.literal is not None:
-        return [check_address(target.literal, allow_loopback=allow_loopback)]
+        return [_checked(target.literal, "is", allow_loopback=allow_loopback)]
     try:
         infos = resolver(target.host, target.port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
-        raise HostNotFound(f"cannot resolve {target.host}: {exc}") from exc
+        raise HostNotFound(f"cannot resolve {target.host}: {_gai_reason(exc)}") from exc
     addresses: list[IPAddress] = []
     for info in infos:
-        raw = str(info[4][0]).split("%", 1)[0]
-        checked = check_address(ipaddress.ip_address(raw), allow_loopback=allow_loopback)
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        checked = _checked(address, "resolves to", allow_loopback=allow_loopback)
         if checked not in addresses:
             addresses.append(checked)
     if not addresses:
@@ -176,9 +198,36 @@ def resolve(
     return addresses
 
 
+def _checked(address: IPAddress, verb: str, *, allow_loopback: bool) -> IPAddress:
+    reason = refusal(address, allow_loopback=allow_loopback)
+    if reason is not None:
+        raise UnsafeURL(f"the URL's host {verb} {reason}; webhooks may only reach public ones")
+    return _unmapped(address)
+
+
+def _gai_reason(exc: BaseException) -> str:
+    """The resolver's reason ("Name or service not known"), without any address."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return type(exc).__name__
+
+
+def check_port(target: Target, ports: PortRanges = ALLOWED_PORTS) -> None:
+    """``UnsafeURL`` unless ``target``'s port is one of ``ports``."""
+    if not any(low <= target.port <= high for low, high in ports):
+        allowed = ", ".join(str(low) if low == high else f"{low}-{high}" for low, high in ports)
+        raise UnsafeURL(f"the URL's port {target.port} is not allowed; webhooks may use {allowed}")
+
+
 def guard(
-    url: object, *, allow_loopback: bool = False, resolver: Resolver = socket.getaddrinfo
+    url: object,
+    *,
+    allow_loopback: bool = False,
+    ports: PortRanges = ALLOWED_PORTS,
+    resolver: Resolver = socket.getaddrinfo,
 ) -> tuple[Target, list[IPAddress]]:
-    """``parse_url`` then ``resolve``: the target and the checked addresses to connect to."""
+    """``parse_url``, ``check_port``, then ``resolve``: the target and the addresses to connect
+    to, each checked."""
     target = parse_url(url)
+    check_port(target, ports)
     return target, resolve(target, allow_loopback=allow_loopback, resolver=resolver)

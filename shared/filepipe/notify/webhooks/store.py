@@ -1,7 +1,8 @@
 """Webhook endpoints and their delivery log in PostgreSQL, always scoped to one tenant.
 
-An endpoint's secret is returned by ``create_endpoint`` only (the API shows it once); every other
-read leaves it out. Another tenant's endpoint is indistinguishable from a missing one.
+An endpoint's secret is returned by ``create_endpoint`` and ``rotate_secret`` only (the API shows
+it once) and stored encrypted (``encryption.py``); every other read leaves it out. Another
+tenant's endpoint is indistinguishable from a missing one.
 """
 
 from __future__ import annotations
@@ -10,17 +11,26 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from filepipe.errors import Conflict, NotFound
+from filepipe.notify.webhooks.encryption import SecretBox
 from filepipe.notify.webhooks.signing import new_secret
 from filepipe.web.bodies import iso
 
 MAX_ENDPOINTS_PER_TENANT = 20
 
+_COLUMNS = sql.SQL(
+    """id, url, event_types, enabled, disabled_reason, failure_count, created_at,
+    CASE WHEN previous_secret_expires_at > now() THEN previous_secret_expires_at END
+        AS previous_secret_expires_at"""
+)
+"""What an endpoint's representation shows (an expired overlap shows as none)."""
+
 
 def create_endpoint(
-    pool: ConnectionPool[Any], tenant: str, url: str, event_types: Sequence[str]
+    pool: ConnectionPool[Any], box: SecretBox, tenant: str, url: str, event_types: Sequence[str]
 ) -> dict[str, Any]:
     """Register an endpoint with a new secret; the representation includes the secret."""
     secret = new_secret()
@@ -36,24 +46,96 @@ def create_endpoint(
                 "delete one first"
             )
         row = conn.execute(
-            """
-            INSERT INTO webhook_endpoints (id, tenant, url, secret, event_types)
-            VALUES (%s, %s, %s, %s, %s)
-            RETURNING id, url, event_types, enabled, disabled_reason, failure_count, created_at
-            """,
-            (uuid.uuid4(), tenant, url, secret, list(event_types)),
+            sql.SQL(
+                """
+                INSERT INTO webhook_endpoints
+                    (id, tenant, url, secret_ciphertext, secret_key_id, event_types)
+                VALUES (%s, %s, %s, %s, %s, %s)
+                RETURNING {}
+                """
+            ).format(_COLUMNS),
+            (uuid.uuid4(), tenant, url, box.seal(secret), box.key_id, list(event_types)),
         ).fetchone()
     assert row is not None
     return {**endpoint_representation(row), "secret": secret}
 
 
+def rotate_secret(
+    pool: ConnectionPool[Any],
+    box: SecretBox,
+    tenant: str,
+    endpoint_id: uuid.UUID,
+    *,
+    overlap_seconds: int,
+) -> dict[str, Any]:
+    """Give the endpoint a new secret; the old one keeps signing too for ``overlap_seconds``
+    (0: not at all). A secret replaced earlier whose overlap still lasts is dropped. The
+    representation includes the new secret."""
+    secret = new_secret()
+    with pool.connection() as conn, conn.transaction():
+        current = conn.execute(
+            "SELECT secret, secret_ciphertext FROM webhook_endpoints"
+            " WHERE id = %s AND tenant = %s FOR UPDATE",
+            (endpoint_id, tenant),
+        ).fetchone()
+        if current is None:
+            raise NotFound(f"no webhook endpoint {endpoint_id}")
+        previous = None
+        if overlap_seconds > 0:
+            plain = current["secret"]
+            previous = box.seal(plain) if plain else box.reseal(current["secret_ciphertext"])
+        row = conn.execute(
+            sql.SQL(
+                """
+                UPDATE webhook_endpoints
+                SET secret = NULL, secret_ciphertext = %(sealed)s, secret_key_id = %(key_id)s,
+                    previous_secret_ciphertext = %(previous)s,
+                    previous_secret_expires_at = CASE WHEN %(previous)s::text IS NOT NULL
+                        THEN now() + make_interval(secs => %(overlap)s) END
+                WHERE id = %(id)s
+                RETURNING {}
+                """
+            ).format(_COLUMNS),
+            {
+                "sealed": box.seal(secret),
+                "key_id": box.key_id,
+                "previous": previous,
+                "overlap": overlap_seconds,
+                "id": endpoint_id,
+            },
+        ).fetchone()
+    assert row is not None
+    return {**endpoint_representation(row), "secret": secret}
+
+
+def enable_endpoint(
+    pool: ConnectionPool[Any], tenant: str, endpoint_id: uuid.UUID
+) -> dict[str, Any]:
+    """Enable the endpoint again with no failures counted (also when it is enabled)."""
+    with pool.connection() as conn:
+        row = conn.execute(
+            sql.SQL(
+                """
+                UPDATE webhook_endpoints
+                SET enabled = true, disabled_reason = NULL, disabled_at = NULL, failure_count = 0
+                WHERE id = %s AND tenant = %s
+                RETURNING {}
+                """
+            ).format(_COLUMNS),
+            (endpoint_id, tenant),
+        ).fetchone()
+    if row is None:
+        raise NotFound(f"no webhook endpoint {endpoint_id}")
+    return endpoint_representation(row)
+
+
 def list_endpoints(pool: ConnectionPool[Any], tenant: str) -> list[dict[str, Any]]:
     with pool.connection() as conn:
         rows = conn.execute(
-            """
-            SELECT id, url, event_types, enabled, disabled_reason, failure_count, created_at
-            FROM webhook_endpoints WHERE tenant = %s ORDER BY created_at DESC, id DESC
-            """,
+            sql.SQL(
+                "SELECT {} FROM webhook_endpoints WHERE tenant = %s"
+                " ORDER BY created_at DESC, id DESC"
+            ).format(_COLUMNS),
             (tenant,),
         ).fetchall()
     return [endpoint_representation(row) for row in rows]
@@ -62,10 +144,9 @@ def list_endpoints(pool: ConnectionPool[Any], tenant: str) -> list[dict[str, Any
 def get_endpoint(pool: ConnectionPool[Any], tenant: str, endpoint_id: uuid.UUID) -> dict[str, Any]:
     with pool.connection() as conn:
         row = conn.execute(
-            """
-            SELECT id, url, event_types, enabled, disabled_reason, failure_count, created_at
-            FROM webhook_endpoints WHERE id = %s AND tenant = %s
-            """,
+            sql.SQL("SELECT {} FROM webhook_endpoints WHERE id = %s AND tenant = %s").format(
+                _COLUMNS
+            ),
             (endpoint_id, tenant),
         ).fetchone()
     if row is None:
@@ -96,13 +177,14 @@ def list_deliveries(
             raise NotFound(f"no webhook endpoint {endpoint_id}")
         rows = conn.execute(
             """
-            SELECT id, event_id, attempt, status_code, duration_ms, error, succeeded, created_at
-            FROM webhook_deliveries WHERE endpoint_id = %s
-            ORDER BY id DESC LIMIT %s
+            SELECT d.public_id AS id, d.event_id, d.attempt, d.status_code, d.duration_ms,
+                   d.error, d.succeeded, d.created_at
+            FROM webhook_deliveries d WHERE d.endpoint_id = %s
+            ORDER BY d.id DESC LIMIT %s
             """,
             (endpoint_id, limit),
         ).fetchall()
-    return [{**row, "created_at": iso(row["created_at"])} for row in rows]
+    return [{**row, "id": str(row["id"]), "created_at": iso(row["created_at"])} for row in rows]
 
 
 def endpoint_representation(row: dict[str, Any]) -> dict[str, Any]:
@@ -113,5 +195,6 @@ def endpoint_representation(row: dict[str, Any]) -> dict[str, Any]:
         "enabled": row["enabled"],
         "disabled_reason": row["disabled_reason"],
         "failure_count": row["failure_count"],
+        "previous_secret_expires_at": iso(row["previous_secret_expires_at"]),
         "created_at": iso(row["created_at"]),
     }
