@@ -163,7 +163,7 @@ def test_webhook_api_requests_and_deliveries_are_counted_by_result(
     register(api, key, event_receiver.url + "/down", ["file.processed"])
     event_receiver.plan("/down", 500)
 
-    send(notify, file_event(tenant, "file.processed"))
+    send(notify, file_event(conn, tenant, "file.processed"))
 
     samples = scrape(port)
     assert value(samples, "filepipe_http_requests_total", route="/webhooks", status="201") == 2

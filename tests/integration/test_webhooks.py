@@ -3,18 +3,24 @@ retried, deduplicated, SSRF-guarded, replayable, with secrets encrypted at rest.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 
 import pytest
+from cloudevents.http import CloudEvent
 from flask.testing import FlaskClient
+from redis import Redis
 
 from filepipe import auth, runtime
+from filepipe.notify.realtime import channel
 from filepipe.notify.webhooks.signing import new_secret
 from tests.support.functions import function_app
 from tests.support.receiver import Receiver, Reply
+from tests.support.waiting import wait_until
 from tests.support.webhooks import (
     WEBHOOK_ENV,
     Conn,
@@ -73,7 +79,7 @@ def test_event_is_signed_and_sent_to_its_tenants_subscribed_endpoints_only(
     wanted = register(api, key, receiver.url + "/wanted", ["file.processed"])
     register(api, key, receiver.url + "/only-failed", ["file.failed"])
     register(api, other_key, receiver.url + "/other-tenant", ["file.processed"])
-    event = file_event(name, "file.processed")
+    event = file_event(conn, name, "file.processed")
 
     send(notify, event)
 
@@ -102,7 +108,7 @@ def test_failing_receiver_gets_the_same_webhook_id_until_it_succeeds(
     name, key = tenant
     hook = register(api, key, receiver.url + "/flaky")
     receiver.plan("/flaky", 500, 503)
-    event = file_event(name)
+    event = file_event(conn, name)
 
     send(notify, event)
     assert message(conn, hook["id"], event["id"])["state"] == "pending"
@@ -126,7 +132,7 @@ def test_a_duplicate_cloudevent_is_delivered_once(
 ) -> None:
     name, key = tenant
     hook = register(api, key, receiver.url + "/once")
-    event = file_event(name)
+    event = file_event(conn, name)
 
     send(notify, event)
     send(notify, event)
@@ -142,10 +148,10 @@ def test_410_gone_disables_the_endpoint_at_once(
     name, key = tenant
     hook = register(api, key, receiver.url + "/gone")
     receiver.plan("/gone", 410)
-    first = file_event(name)
+    first = file_event(conn, name)
 
     send(notify, first)
-    send(notify, file_event(name))
+    send(notify, file_event(conn, name))
 
     disabled = endpoint(api, key, hook["id"])
     assert disabled["enabled"] is False and "410" in disabled["disabled_reason"]
@@ -159,7 +165,7 @@ def test_consecutive_failures_disable_the_endpoint(
     name, key = tenant
     hook = register(api, key, receiver.url + "/down")
     receiver.plan("/down", 500, 500, 500, 500)
-    event = file_event(name)
+    event = file_event(conn, name)
 
     send(notify, event)
     swept(notify, lambda: not endpoint(api, key, hook["id"])["enabled"], "the endpoint disabled")
@@ -168,7 +174,7 @@ def test_consecutive_failures_disable_the_endpoint(
     assert disabled["disabled_reason"].startswith("3 consecutive failed deliveries")
     assert len(receiver.requests("/down")) == 3
     assert message(conn, hook["id"], event["id"])["state"] == "failed"
-    send(notify, file_event(name))
+    send(notify, file_event(conn, name))
     assert len(receiver.requests("/down")) == 3
 
 
@@ -179,7 +185,7 @@ def test_a_timeout_is_a_failed_attempt_that_is_retried(
     hook = register(api, key, receiver.url + "/slow")
     release = threading.Event()
     receiver.plan("/slow", Reply(200, hold=release))
-    event = file_event(name)
+    event = file_event(conn, name)
     try:
         send(notify, event)
     finally:
@@ -199,7 +205,7 @@ def test_redirects_are_not_followed(
     hook = register(api, key, receiver.url + "/moved")
     receiver.plan("/moved", Reply(307, headers={"Location": receiver.url + "/elsewhere"}))
 
-    send(notify, file_event(name))
+    send(notify, file_event(conn, name))
 
     [attempt] = deliveries(api, key, hook["id"])
     assert (attempt["status_code"], attempt["error"]) == (307, "redirect not followed")
@@ -217,7 +223,7 @@ def test_loopback_is_refused_at_delivery_unless_allowed(
         " VALUES (%s, %s, %s, %s, %s)",
         (endpoint_id, name, receiver.url + "/internal", new_secret(), ["file.processed"]),
     )
-    event = file_event(name)
+    event = file_event(conn, name)
 
     send(function_app("notify", "notify").test_client(), event)
 
@@ -238,7 +244,7 @@ def test_a_pending_retry_survives_a_restart(
     name, key = tenant
     hook = register(api, key, receiver.url + "/later")
     receiver.plan("/later", 500)
-    event = file_event(name)
+    event = file_event(conn, name)
     send(notify, event)
 
     runtime.reset()  # the process's pool and clients are gone; only PostgreSQL remembers
@@ -257,7 +263,7 @@ def test_an_endpoint_disabled_by_failures_delivers_again_once_enabled(
     name, key = tenant
     hook = register(api, key, receiver.url + "/revived")
     receiver.plan("/revived", 500, 500, 500)
-    send(notify, file_event(name))
+    send(notify, file_event(conn, name))
     swept(notify, lambda: not endpoint(api, key, hook["id"])["enabled"], "the endpoint disabled")
 
     enabled = api.post(f"/webhooks/{hook['id']}/enable", headers=auth_header(key)).get_json()
@@ -266,7 +272,7 @@ def test_an_endpoint_disabled_by_failures_delivers_again_once_enabled(
         0,
         None,
     )
-    later = file_event(name)
+    later = file_event(conn, name)
     send(notify, later)
 
     assert receiver.requests("/revived")[-1].headers["webhook-id"] == later["id"]
@@ -280,7 +286,7 @@ def test_a_replayed_delivery_is_sent_again_with_the_same_webhook_id(
 ) -> None:
     name, key = tenant
     hook = register(api, key, receiver.url + "/again")
-    event = file_event(name)
+    event = file_event(conn, name)
     send(notify, event)
     [first] = deliveries(api, key, hook["id"])
 
@@ -314,7 +320,7 @@ def test_a_replayed_failed_delivery_gets_the_whole_retry_schedule_again(
     name, key = tenant
     hook = register(api, key, receiver.url + "/later")
     receiver.plan("/later", 500, 500, 500, 503, 503)
-    event = file_event(name)
+    event = file_event(conn, name)
     send(notify, event)
     swept(notify, lambda: message(conn, hook["id"], event["id"])["state"] == "failed", "failed")
     failed = deliveries(api, key, hook["id"])[0]
@@ -344,7 +350,7 @@ def test_a_port_not_allowed_is_refused_at_delivery(
     monkeypatch.delenv("FILEPIPE_WEBHOOK_PORTS")
     runtime.reset()
     notify = function_app("notify", "notify").test_client()
-    event = file_event(name)
+    event = file_event(conn, name)
 
     send(notify, event)
 
@@ -360,7 +366,7 @@ def test_a_port_not_allowed_is_refused_at_delivery(
 
     monkeypatch.setenv("FILEPIPE_WEBHOOK_PORTS", f"443,{port}")
     runtime.reset()
-    later = file_event(name)
+    later = file_event(conn, name)
     send(function_app("notify", "notify").test_client(), later)
     assert [r.headers["webhook-id"] for r in receiver.requests("/p")] == [later["id"]]
 
@@ -371,7 +377,7 @@ def test_the_delivery_log_says_what_failed_without_the_address(
     name, key = tenant
     hook = register(api, key, closed_port_url + "hook")
 
-    send(notify, file_event(name))
+    send(notify, file_event(conn, name))
 
     [attempt] = deliveries(api, key, hook["id"])
     assert attempt["error"] == "connection failed: connection refused"
@@ -392,7 +398,7 @@ def test_without_keys_events_wait_queued_until_keys_are_set(
     monkeypatch.delenv("FILEPIPE_WEBHOOK_SECRET_KEYS")
     runtime.reset()
     unconfigured = function_app("notify", "notify").test_client()
-    event = file_event(name)
+    event = file_event(conn, name)
 
     with caplog.at_level(logging.ERROR):
         send(unconfigured, event)
@@ -408,3 +414,27 @@ def test_without_keys_events_wait_queued_until_keys_are_set(
     configured = function_app("notify", "notify").test_client()
     swept(configured, lambda: receiver.requests("/w"), "the queued event")
     assert verified(hook["secret"], receiver.requests("/w")[0])["id"] == event["id"]
+
+
+def test_a_forged_event_claiming_another_tenant_reaches_no_webhook_and_no_websocket(
+    api: FlaskClient, notify: FlaskClient, conn: Conn, receiver: Receiver, tenant: tuple[str, str]
+) -> None:
+    """Even from inside the event plane, an event is only what the outbox says it is."""
+    victim, key = tenant
+    register(api, key, receiver.url + "/victim")
+    real = file_event(conn, victim)  # a real file of the victim, with its recorded event
+    forged = CloudEvent(
+        {**real.get_attributes(), "id": str(uuid.uuid4()), "type": "file.processed"},
+        {**(real.get_data() or {}), "status": "PROCESSED", "note": "forged"},
+    )
+    redis = Redis.from_url(runtime.current().settings.redis_url, socket_timeout=5)
+    with closing(redis.pubsub()) as frames:  # type: ignore[no-untyped-call]
+        frames.subscribe(channel(victim))
+        wait_until(lambda: frames.get_message(timeout=0.1), what="the subscription")
+
+        send(notify, forged)  # acknowledged (retrying cannot fix it) and dropped
+        send(notify, real)
+
+        first = wait_until(lambda: frames.get_message(timeout=0.1), what="a real-time frame")
+    assert json.loads(first["data"])["id"] == real["id"], "the forged event came first"
+    assert [r.headers["webhook-id"] for r in receiver.requests("/victim")] == [real["id"]]

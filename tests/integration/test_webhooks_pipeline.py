@@ -101,7 +101,7 @@ def test_broker_duplicates_and_a_notify_restart_yield_one_success(
         "FILEPIPE_WEBHOOK_RETRY_SCHEDULE": "2",
         "FILEPIPE_WEBHOOK_TIMEOUT": "2",
     }
-    event = file_event(tenant)
+    event = file_event(conn, tenant)
 
     with (
         redis.Redis.from_url(service_env.get("FILEPIPE_REDIS_URL", REDIS_URL)) as client,

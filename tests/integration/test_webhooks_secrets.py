@@ -105,7 +105,7 @@ def test_during_the_overlap_both_secrets_sign_then_only_the_new_one(
     created = register(api, key, receiver.url + "/rotating")
     rotated = rotate(api, key, created["id"], {"overlap_seconds": 3600})
     old, new = created["secret"], rotated["secret"]
-    during = file_event(name)
+    during = file_event(conn, name)
 
     send(notify, during)
 
@@ -123,7 +123,7 @@ def test_during_the_overlap_both_secrets_sign_then_only_the_new_one(
         (created["id"],),
     )
     assert endpoint(api, key, created["id"])["previous_secret_expires_at"] is None
-    after = file_event(name)
+    after = file_event(conn, name)
     send(notify, after)
 
     request = receiver.requests("/rotating")[-1]
@@ -139,12 +139,16 @@ def test_during_the_overlap_both_secrets_sign_then_only_the_new_one(
 
 
 def test_without_overlap_only_the_new_secret_signs(
-    api: FlaskClient, notify: FlaskClient, receiver: Receiver, tenant: tuple[str, str]
+    api: FlaskClient,
+    notify: FlaskClient,
+    conn: Conn,
+    receiver: Receiver,
+    tenant: tuple[str, str],
 ) -> None:
     name, key = tenant
     created = register(api, key, receiver.url + "/switched")
     rotated = rotate(api, key, created["id"], {"overlap_seconds": 0})
-    event = file_event(name)
+    event = file_event(conn, name)
 
     send(notify, event)
 
@@ -168,7 +172,7 @@ def test_a_plain_secret_from_before_the_migration_signs_and_is_encrypted_by_the_
         " VALUES (%s, %s, %s, %s, %s)",
         (endpoint_id, name, receiver.url + "/legacy", secret, ["file.processed"]),
     )
-    first = file_event(name)
+    first = file_event(conn, name)
     send(notify, first)
     assert verified(secret, receiver.requests("/legacy")[0])["id"] == first["id"]
 
@@ -178,7 +182,7 @@ def test_a_plain_secret_from_before_the_migration_signs_and_is_encrypted_by_the_
     assert row["secret"] is None
     assert decrypted(row["secret_ciphertext"], session_key) == secret
     assert secret.removeprefix("whsec_") not in repr(row)
-    second = file_event(name)
+    second = file_event(conn, name)
     send(notify, second)
     assert verified(secret, receiver.requests("/legacy")[-1])["id"] == second["id"]
 
@@ -209,7 +213,7 @@ def test_the_encryption_key_is_rotated_by_putting_a_new_one_first(
     assert row["previous_secret_expires_at"] == before["previous_secret_expires_at"]
 
     only_new = configure(monkeypatch, [new_key])  # the old key can go
-    event = file_event(name)
+    event = file_event(conn, name)
     send(only_new, event)
     [request] = receiver.requests("/rekeyed")
     assert verified(rotated["secret"], request)["id"] == event["id"]
@@ -229,7 +233,7 @@ def test_a_secret_no_key_opens_is_not_sent_nor_held_against_the_endpoint(
     name, key = tenant
     created = register(api, key, receiver.url + "/locked")
     wrong = configure(monkeypatch, [other_keys[1]])
-    event = file_event(name)
+    event = file_event(conn, name)
 
     with caplog.at_level(logging.ERROR):
         send(wrong, event)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import psycopg
@@ -15,13 +16,22 @@ from flask.testing import FlaskClient
 from standardwebhooks import Webhook
 from werkzeug.test import TestResponse
 
+from filepipe.events import Event
+from filepipe.files import outbox
+from tests.support.files import add_file
 from tests.support.receiver import Recorded
 from tests.support.waiting import wait_until
 
 Conn = psycopg.Connection[dict[str, Any]]
 T = TypeVar("T")
 
-ALL_TYPES = ["file.uploaded", "file.processed", "file.rejected", "file.failed"]
+ALL_TYPES = [
+    "file.uploaded",
+    "file.processed",
+    "file.rejected",
+    "file.failed",
+    "file.quarantined",
+]
 PING = "dev.knative.sources.ping"
 WEBHOOK_ENV = {
     "FILEPIPE_WEBHOOK_ALLOW_LOOPBACK": "true",
@@ -32,19 +42,26 @@ WEBHOOK_ENV = {
 """What the delivery tests set on top of the test services' environment: fast retries."""
 
 
-def file_event(tenant: str, event_type: str = "file.processed", **data: Any) -> CloudEvent:
-    file_id = str(uuid.uuid4())
-    return CloudEvent(
-        {
-            "type": event_type,
-            "source": "/filepipe/process",
-            "id": str(uuid.uuid4()),
-            "subject": file_id,
-            "datacontenttype": "application/json",
-            "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-        },
-        {"file_id": file_id, "tenant": tenant, "status": "PROCESSED", "version": 4, **data},
+def file_event(
+    conn: Conn, tenant: str, event_type: str = "file.processed", **data: Any
+) -> CloudEvent:
+    """A file of ``tenant`` and its ``event_type`` event, recorded in the outbox as the process
+    function records them (notify only sends what the outbox holds), as the broker delivers it."""
+    file = add_file(conn, tenant, status="PROCESSED", version=4)
+    event = Event(
+        id=str(uuid.uuid4()),
+        type=event_type,
+        source="/filepipe/process",
+        subject=str(file["id"]),
+        tenant=tenant,
+        file_id=file["id"],
+        data={"file_id": str(file["id"]), "tenant": tenant, "status": "PROCESSED", "version": 4}
+        | data,
+        time=datetime.now(UTC),
+        traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
     )
+    outbox.record(conn, event)
+    return event.to_cloudevent()
 
 
 def ping_event() -> CloudEvent:

@@ -1,9 +1,11 @@
 """Routing of the CloudEvents the notify function receives.
 
-- ``file.uploaded`` / ``file.processed`` / ``file.rejected`` / ``file.failed`` (Triggers
-  ``notify-file-*``): published on Redis for the WebSocket gateway (``filepipe.realtime``,
-  best-effort, never raises), then queued for the tenant's webhooks with their first attempts
-  made at once (``filepipe.notify.webhooks``);
+- ``file.*`` events (Triggers ``notify-file-*``): nothing in the event is trusted for identity
+  or state. The event is looked up by its id in the outbox (``events``), where the function that
+  made the change recorded it; one that is not there is forged or foreign and is dropped. What
+  the outbox holds (tenant, file, data) is then published on Redis for the WebSocket gateway
+  (``filepipe.notify.realtime``, best-effort, never raises) and queued for that tenant's
+  webhooks with their first attempts made at once (``filepipe.notify.webhooks``);
 - ``dev.knative.sources.ping`` (PingSource ``webhook-retries``): retry due webhook deliveries.
 Anything else is logged and acknowledged. A PostgreSQL failure raises, so the broker redelivers
 the event; re-queuing it is idempotent.
@@ -17,6 +19,7 @@ from cloudevents.http import CloudEvent
 
 from filepipe import logs, runtime, telemetry
 from filepipe.events import PING
+from filepipe.files import outbox
 from filepipe.notify import realtime
 from filepipe.notify.webhooks import EVENT_TYPES, deliver_event, sweep
 
@@ -39,12 +42,17 @@ def handle(event: CloudEvent) -> None:
     if event_type not in EVENT_TYPES:
         log.warning("ignored event", extra={"type": event_type, "id": event["id"]})
         return
-    data = event.get_data()
-    if isinstance(data, dict):
-        logs.bind(file_id=data.get("file_id"), tenant=data.get("tenant"))
-    attributes = {"cloudevents.event_id": event["id"], "cloudevents.event_type": event_type}
-    with telemetry.span_from(
-        f"notify {event_type}", event.get("traceparent"), attributes=attributes
-    ):
-        realtime.publish(rt.redis, event)
-        deliver_event(rt.pool, rt.settings, event)
+    with rt.pool.connection() as conn:
+        recorded = outbox.load(conn, [event["id"]])
+    if not recorded or recorded[0].type != event_type:
+        log.warning(
+            "event not in the outbox: dropped", extra={"type": event_type, "id": event["id"]}
+        )
+        return
+    trusted = recorded[0]
+    logs.bind(file_id=trusted.file_id, tenant=trusted.tenant)
+    attributes = {"cloudevents.event_id": trusted.id, "cloudevents.event_type": trusted.type}
+    with telemetry.span_from(f"notify {trusted.type}", trusted.traceparent, attributes=attributes):
+        cloud_event = trusted.to_cloudevent()
+        realtime.publish(rt.redis, cloud_event)
+        deliver_event(rt.pool, rt.settings, cloud_event)

@@ -30,7 +30,13 @@ from flask import Request, Response
 
 from filepipe import auth, config, openapi, runtime
 from filepipe.errors import BadRequest, ServiceUnavailable
-from filepipe.events import FILE_FAILED, FILE_PROCESSED, FILE_REJECTED, FILE_UPLOADED
+from filepipe.events import (
+    FILE_FAILED,
+    FILE_PROCESSED,
+    FILE_QUARANTINED,
+    FILE_REJECTED,
+    FILE_UPLOADED,
+)
 from filepipe.notify.webhooks import delivery, encryption, ssrf, store
 from filepipe.notify.webhooks.encryption import SecretBox
 from filepipe.notify.webhooks.errors import HostNotFound, UnsafeURL
@@ -38,7 +44,7 @@ from filepipe.web import Api, Route, bounded_int, json_body, json_response
 
 log = logging.getLogger(__name__)
 
-EVENT_TYPES = (FILE_UPLOADED, FILE_PROCESSED, FILE_REJECTED, FILE_FAILED)
+EVENT_TYPES = (FILE_UPLOADED, FILE_PROCESSED, FILE_REJECTED, FILE_FAILED, FILE_QUARANTINED)
 """The event types an endpoint can subscribe to (those the notify function receives)."""
 DEFAULT_DELIVERIES_LIMIT = 50
 MAX_DELIVERIES_LIMIT = 200
