@@ -11,15 +11,14 @@ through ``redact_url``.
 
 from __future__ import annotations
 
-import base64
 import logging
-import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from urllib.parse import urlsplit
 
+from filepipe import settings_values as values
 from filepipe.errors import ConfigError
 
 DATABASE_URL = "FILEPIPE_DATABASE_URL"
@@ -192,19 +191,19 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from ``environ`` (default: ``os.environ``); unset keys keep defaults."""
         env = os.environ if environ is None else environ
-        values: dict[str, object] = {}
+        given: dict[str, object] = {}
         for spec in fields(cls):
             name = _ENV_NAMES[spec.name]
             raw = env.get(name)
             if raw is None or raw.strip() == "":
                 continue
-            values[spec.name] = _parse(name, raw.strip(), spec.type)
-        return cls(**values)  # type: ignore[arg-type]
+            given[spec.name] = values.parse(name, raw.strip(), spec.type)
+        return cls(**given)  # type: ignore[arg-type]
 
     @property
     def webhook_port_ranges(self) -> tuple[tuple[int, int], ...]:
         """``webhook_ports`` as inclusive ``(low, high)`` ranges (validated when built)."""
-        return tuple(filter(None, map(port_range, self.webhook_ports)))
+        return tuple(filter(None, map(values.port_range, self.webhook_ports)))
 
 
 _ENV_NAMES = {
@@ -250,76 +249,16 @@ _ENV_NAMES = {
 }
 
 
-def _parse(name: str, raw: str, annotation: object) -> object:
-    kind = str(annotation).removesuffix(" | None")
-    if kind == "str":
-        return raw
-    if kind == "bool":
-        if raw.lower() in ("1", "true", "yes", "on"):
-            return True
-        if raw.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(f"{name}={raw!r} is not a boolean (true/false)")
-    if kind == "int":
-        if not re.fullmatch(r"[+-]?[0-9]+", raw):
-            raise ConfigError(f"{name}={raw!r} is not a whole number (digits only, e.g. 1000)")
-        return int(raw)
-    if kind == "float":
-        return _float(name, raw)
-    if kind == "tuple[str, ...]":
-        return tuple(item.strip() for item in raw.split(",") if item.strip())
-    if kind == "tuple[float, ...]":
-        return tuple(_float(name, item.strip()) for item in raw.split(",") if item.strip())
-    raise TypeError(f"Settings has no parser for {annotation}")
-
-
-def _float(name: str, raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is not a number") from exc
-    if not math.isfinite(value):
-        raise ConfigError(f"{name}={raw!r} is not a finite number")
-    return value
-
-
 def _check_type(name: str, value: object, annotation: str) -> None:
     kind = annotation.removesuffix(" | None")
     if value is None and kind != annotation:
         return
-    described, check = _KINDS[kind]
+    described, check = values.KINDS[kind]
     if not check(value):
-        shown = f" {value!r}" if _is_number(value) else ""
+        shown = f" {value!r}" if values.is_number(value) else ""
         raise ConfigError(
             f"{_ENV_NAMES[name]} must be {described}, not {type(value).__name__}{shown}"
         )
-
-
-def _is_str(value: object) -> bool:
-    return isinstance(value, str)
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _tuple_of(check: Callable[[object], bool]) -> Callable[[object], bool]:
-    return lambda value: isinstance(value, tuple) and all(map(check, value))
-
-
-_KINDS: dict[str, tuple[str, Callable[[object], bool]]] = {
-    "str": ("a string", _is_str),
-    "bool": ("a boolean", lambda value: isinstance(value, bool)),
-    "int": ("a whole number", _is_int),
-    "float": ("a number", _is_number),
-    "tuple[str, ...]": ("a tuple of strings", _tuple_of(_is_str)),
-    "tuple[float, ...]": ("a tuple of numbers", _tuple_of(_is_number)),
-}
-"""Each field type: how errors describe it, and the check of a value given to the constructor."""
 
 
 def _validate(s: Settings) -> None:
@@ -336,16 +275,16 @@ def _validate(s: Settings) -> None:
         ("reconcile_batch", s.reconcile_batch >= 1, "must be at least 1"),
         ("webhook_max_failures", s.webhook_max_failures >= 1, "must be at least 1"),
         ("webhook_ports", bool(s.webhook_ports), "must name at least one port"),
-        ("webhook_ports", all(map(port_range, s.webhook_ports)),
+        ("webhook_ports", all(map(values.port_range, s.webhook_ports)),
          "entries must each be a TCP port or a range of them (80, 8000-8999; 1-65535)"),
         ("webhook_secret_keys", s.webhook_secret_keys != (), "must name at least one key"),
-        ("webhook_secret_keys", all(map(_fernet_key, s.webhook_secret_keys or ())),
+        ("webhook_secret_keys", all(map(values.fernet_key, s.webhook_secret_keys or ())),
          "entries must each be a Fernet key: 32 bytes in URL-safe base64, 44 characters"
          " (python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key())')"),
         ("gateway_queue_size", s.gateway_queue_size >= 1, "must be at least 1"),
         ("gateway_max_connections_per_tenant", s.gateway_max_connections_per_tenant >= 1,
          "must be at least 1"),
-        ("allowed_origins", all(map(_ORIGIN.fullmatch, s.allowed_origins)),
+        ("allowed_origins", all(map(values.ORIGIN.fullmatch, s.allowed_origins)),
          "entries must each be an origin, scheme://host[:port] (no path), or *"),
         ("max_upload_bytes", 1 <= s.max_upload_bytes <= S3_SINGLE_PUT_LIMIT,
          f"must be between 1 and {S3_SINGLE_PUT_LIMIT} (5 GiB, one S3 PUT)"),
@@ -357,27 +296,31 @@ def _validate(s: Settings) -> None:
         ("port", s.port is None or 1 <= s.port <= 65535, "must be a TCP port (1-65535)"),
         ("max_request_bytes", low <= s.max_request_bytes <= high,
          f"must be between {low} (1 KiB) and {high} (64 MiB) bytes"),
-        ("publish_timeout", _positive(s.publish_timeout), "must be a number of seconds > 0"),
-        ("webhook_timeout", _positive(s.webhook_timeout), "must be a number of seconds > 0"),
-        ("lock_ttl", _positive(s.lock_ttl), "must be a number of seconds > 0"),
-        ("reconcile_grace", _non_negative(s.reconcile_grace), "must be a number of seconds >= 0"),
-        ("cache_ttl", _non_negative(s.cache_ttl), "must be a number of seconds >= 0"),
+        ("publish_timeout", values.positive(s.publish_timeout), "must be a number of seconds > 0"),
+        ("webhook_timeout", values.positive(s.webhook_timeout), "must be a number of seconds > 0"),
+        ("lock_ttl", values.positive(s.lock_ttl), "must be a number of seconds > 0"),
+        ("reconcile_grace", values.non_negative(s.reconcile_grace),
+         "must be a number of seconds >= 0"),
+        ("cache_ttl", values.non_negative(s.cache_ttl), "must be a number of seconds >= 0"),
         ("webhook_retry_schedule", bool(s.webhook_retry_schedule), "must name at least one delay"),
-        ("webhook_retry_schedule", all(map(_retry_delay, s.webhook_retry_schedule)),
+        ("webhook_retry_schedule", all(map(values.retry_delay, s.webhook_retry_schedule)),
          "delays must each be between 0 and 7 days (seconds, 0 <= delay < 604800)"),
         ("allowed_content_types", bool(s.allowed_content_types), "must name at least one type"),
-        ("allowed_content_types", all(map(_MEDIA_RANGE.fullmatch, s.allowed_content_types)),
+        ("allowed_content_types", all(map(values.MEDIA_RANGE.fullmatch, s.allowed_content_types)),
          "entries must each be type/subtype, type/* or */* (RFC 6838 names, no parameters)"),
         ("log_level", s.log_level in levels, f"must be one of {', '.join(levels)}"),
-        ("s3_bucket", bool(_BUCKET.fullmatch(bucket)) and not _RESERVED.search(bucket), _S3_RULE),
-        ("s3_region", bool(_REGION.fullmatch(s.s3_region)), "must be letters, digits, - and _"),
-        ("s3_notify_exchange", bool(_EXCHANGE.fullmatch(s.s3_notify_exchange)),
+        ("s3_bucket",
+         bool(values.BUCKET.fullmatch(bucket)) and not values.RESERVED.search(bucket),
+         values.S3_RULE),
+        ("s3_region", bool(values.REGION.fullmatch(s.s3_region)),
+         "must be letters, digits, - and _"),
+        ("s3_notify_exchange", bool(values.EXCHANGE.fullmatch(s.s3_notify_exchange)),
          "must be 1-255 letters, digits, '-', '_', '.' or ':' (an AMQP exchange name)"),
         ("s3_access_key_id", (s.s3_access_key_id is None) == (s.s3_secret_access_key is None),
          f"and {S3_SECRET_ACCESS_KEY} must be set together, or neither (AWS default chain)"),
-        ("s3_access_key_id", _token(s.s3_access_key_id), "must be non-empty, without spaces"),
+        ("s3_access_key_id", values.token(s.s3_access_key_id), "must be non-empty, without spaces"),
         ("s3_secret_access_key", s.s3_secret_access_key != "", "must not be empty"),
-        ("service_name", _token(s.service_name), "must be non-empty, without spaces"),
+        ("service_name", values.token(s.service_name), "must be non-empty, without spaces"),
         ("migrations_dir", s.migrations_dir != "", "must not be empty"),
         ("cursor_secret", s.cursor_secret is None or len(s.cursor_secret.encode()) >= 16,
          "must be at least 16 bytes long"),
@@ -387,43 +330,6 @@ def _validate(s: Settings) -> None:
     for name, ok, rule in checks:
         if not ok:
             raise ConfigError(f"{_ENV_NAMES[name]} {rule}{_got(name, getattr(s, name))}")
-
-
-def _positive(seconds: float) -> bool:
-    return math.isfinite(seconds) and seconds > 0
-
-
-def _non_negative(seconds: float) -> bool:
-    return math.isfinite(seconds) and seconds >= 0
-
-
-def _retry_delay(seconds: float) -> bool:
-    return math.isfinite(seconds) and 0 <= seconds < 7 * 24 * 3600
-
-
-_PORT_RANGE = re.compile(r"([0-9]{1,5})(?:-([0-9]{1,5}))?")
-
-
-def port_range(entry: str) -> tuple[int, int] | None:
-    """A ``FILEPIPE_WEBHOOK_PORTS`` entry (``443`` or ``8000-8999``) as an inclusive range, or
-    None if it is not one of TCP ports (1-65535, low before high)."""
-    match = _PORT_RANGE.fullmatch(entry)
-    if match is None:
-        return None
-    low = int(match[1])
-    high = int(match[2] or low)
-    return (low, high) if 1 <= low <= high <= 65535 else None
-
-
-def _fernet_key(key: str) -> bool:
-    """Whether ``key`` is a Fernet key (URL-safe base64 of 32 bytes), checked without using it."""
-    if len(key) != 44 or not re.fullmatch(r"[A-Za-z0-9_-]{43}=", key):
-        return False
-    return len(base64.urlsafe_b64decode(key)) == 32
-
-
-def _token(value: str | None) -> bool:
-    return value is None or (value != "" and not any(c.isspace() for c in value))
 
 
 def _got(name: str, value: object) -> str:
@@ -469,24 +375,3 @@ _NOT_ECHOED = frozenset(
         "webhook_secret_keys",
     }
 )
-_MEDIA_NAME = r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}"
-_MEDIA_RANGE = re.compile(rf"\*/\*|{_MEDIA_NAME}/(?:\*|{_MEDIA_NAME})")
-"""RFC 6838 section 4.2 restricted names (lower case: they are normalized), or ``*`` wildcards."""
-_BUCKET = re.compile(
-    r"(?!.*(?:\.\.|\.-|-\.))(?!\d+\.\d+\.\d+\.\d+$)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
-)
-_RESERVED = re.compile(
-    r"^(?:xn--|sthree-|amzn-s3-demo-)|(?:-s3alias|--ol-s3|\.mrap|--x-s3|--table-s3)$"
-)
-_S3_RULE = (
-    "must be an S3 bucket name: 3-63 lower-case letters, digits, '.' and '-', starting and"
-    " ending with a letter or digit, no '..', '.-' or '-.', not an IP address, no reserved"
-    " prefix (xn--, sthree-, amzn-s3-demo-) or suffix (-s3alias, --ol-s3, .mrap, --x-s3,"
-    " --table-s3)"
-)
-"""https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html; MinIO also
-refuses a '.' next to a '-'."""
-_ORIGIN = re.compile(r"\*|[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@]+")
-"""An ``Origin`` header's serialisation (RFC 6454 section 6.2), or ``*``."""
-_REGION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
-_EXCHANGE = re.compile(r"[A-Za-z0-9_.:-]{1,255}")
