@@ -17,7 +17,7 @@ from psycopg.rows import dict_row
 from standardwebhooks import Webhook, WebhookVerificationError
 from yoyo import get_backend, read_migrations
 
-from filepipe import auth, db, runtime
+from filepipe import db, runtime
 from filepipe.db import create_pool
 from filepipe.notify.webhooks import encryption
 from filepipe.notify.webhooks.encryption import SecretBox
@@ -26,7 +26,6 @@ from tests.conftest import ADMIN_URL
 from tests.support.functions import function_app
 from tests.support.receiver import Receiver
 from tests.support.webhooks import (
-    WEBHOOK_ENV,
     Conn,
     decrypted,
     endpoint,
@@ -45,37 +44,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def env(function_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    for name, value in WEBHOOK_ENV.items():
-        monkeypatch.setenv(name, value)
-    runtime.reset()
-    return {**function_env, **WEBHOOK_ENV}
-
-
-@pytest.fixture
 def session_key(env: dict[str, str]) -> str:
     return env["FILEPIPE_WEBHOOK_SECRET_KEYS"]
-
-
-@pytest.fixture
-def api(env: dict[str, str]) -> FlaskClient:
-    return function_app("notify", "webhooks").test_client()
-
-
-@pytest.fixture
-def notify(env: dict[str, str]) -> FlaskClient:
-    return function_app("notify", "notify").test_client()
-
-
-@pytest.fixture
-def receiver(event_receiver: Receiver) -> Iterator[Receiver]:
-    yield event_receiver
-
-
-@pytest.fixture
-def tenant(conn: Conn) -> tuple[str, str]:
-    name = f"wh-{uuid.uuid4().hex[:8]}"
-    return name, auth.create_key(conn, name)
 
 
 @pytest.fixture

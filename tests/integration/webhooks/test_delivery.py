@@ -7,7 +7,6 @@ import json
 import logging
 import threading
 import uuid
-from collections.abc import Iterator
 from contextlib import closing
 
 import pytest
@@ -22,7 +21,6 @@ from tests.support.functions import function_app
 from tests.support.receiver import Receiver, Reply
 from tests.support.waiting import wait_until
 from tests.support.webhooks import (
-    WEBHOOK_ENV,
     Conn,
     auth_header,
     deliveries,
@@ -38,36 +36,6 @@ from tests.support.webhooks import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def env(function_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    for name, value in WEBHOOK_ENV.items():
-        monkeypatch.setenv(name, value)
-    runtime.reset()
-    return {**function_env, **WEBHOOK_ENV}
-
-
-@pytest.fixture
-def api(env: dict[str, str]) -> FlaskClient:
-    return function_app("notify", "webhooks").test_client()
-
-
-@pytest.fixture
-def notify(env: dict[str, str]) -> FlaskClient:
-    return function_app("notify", "notify").test_client()
-
-
-@pytest.fixture
-def tenant(conn: Conn) -> tuple[str, str]:
-    """A fresh tenant and its API key."""
-    name = f"wh-{uuid.uuid4().hex[:8]}"
-    return name, auth.create_key(conn, name)
-
-
-@pytest.fixture
-def receiver(event_receiver: Receiver) -> Iterator[Receiver]:
-    yield event_receiver
 
 
 def test_event_is_signed_and_sent_to_its_tenants_subscribed_endpoints_only(
