@@ -1,0 +1,355 @@
+"""``python -m local.front`` as a process, in front of real HTTP upstreams and a real WebSocket
+server: routing as local/nginx.conf, requests and answers intact, bodies streamed, errors as
+problem+json."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from websockets.sync.client import connect
+from websockets.sync.server import ServerConnection, serve
+from websockets.typing import Origin
+
+from tests.support.processes import running
+from tests.support.waiting import free_port, wait_until
+
+MIB = 1024 * 1024
+BIG = 50 * MIB
+
+
+class Upstream(ThreadingHTTPServer):
+    """An HTTP/1.1 upstream in a thread: answers every request with what it received (JSON),
+    ``GET …/big?size=N`` with N streamed bytes (1 MiB first, the rest once ``release`` is set)."""
+
+    daemon_threads = True
+
+    def __init__(self, name: str) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.name = name
+        self.receiving = threading.Event()
+        """Set once a request body's first bytes arrived."""
+        self.release = threading.Event()
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients that hang up are part of the tests."""
+
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()
+        self.thread.join()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: Upstream
+
+    def _serve(self) -> None:
+        digest, length = hashlib.sha256(), 0
+        for piece in self._body():
+            self.server.receiving.set()
+            digest.update(piece)
+            length += len(piece)
+        if "/big?size=" in self.path:
+            self._stream(int(self.path.rsplit("size=", 1)[1]))
+            return
+        content = json.dumps(
+            {
+                "upstream": self.server.name,
+                "method": self.command,
+                "target": self.path,
+                "version": self.request_version,
+                "headers": [[key.lower(), value] for key, value in self.headers.items()],
+                "length": length,
+                "sha256": digest.hexdigest(),
+            }
+        ).encode()
+        self.send_response(int(self.headers.get("X-Reply-Status") or 200))
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(content)))
+        self.send_header("X-Upstream", self.server.name)
+        self.send_header("Keep-Alive", "timeout=5")
+        self.send_header("Set-Cookie", "a=1")
+        self.send_header("Set-Cookie", "b=2")
+        self.end_headers()
+        self.wfile.write(content)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+
+    def _body(self) -> Iterator[bytes]:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            while size := int(self.rfile.readline().split(b";")[0], 16):
+                yield self.rfile.read(size)
+                self.rfile.readline()
+            while self.rfile.readline() not in (b"\r\n", b""):
+                pass
+            return
+        left = int(self.headers.get("Content-Length") or 0)
+        while left > 0:
+            piece = self.rfile.read(min(left, MIB))
+            left -= len(piece)
+            yield piece
+
+    def _stream(self, size: int) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        self.wfile.write(bytes(MIB))
+        self.wfile.flush()
+        self.server.release.wait(10)
+        for _ in range((size - MIB) // MIB):
+            self.wfile.write(bytes(MIB))
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def _echo(connection: ServerConnection) -> None:
+    """The gateway stand-in: says what it was asked for, then echoes every message."""
+    request = connection.request
+    assert request is not None
+    connection.send(
+        json.dumps(
+            {
+                "path": request.path,
+                "origin": request.headers.get("Origin"),
+                "x-forwarded-for": request.headers.get("X-Forwarded-For"),
+            }
+        )
+    )
+    for message in connection:
+        connection.send(message)
+
+
+@pytest.fixture(scope="module")
+def upstreams() -> Iterator[dict[str, Upstream]]:
+    servers = {name: Upstream(name) for name in ("presign", "query", "webhooks")}
+    yield servers
+    for server in servers.values():
+        server.close()
+
+
+@pytest.fixture(scope="module")
+def gateway() -> Iterator[str]:
+    with serve(_echo, "127.0.0.1", 0) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        yield f"http://127.0.0.1:{server.socket.getsockname()[1]}"
+        server.shutdown()
+        thread.join()
+
+
+@contextmanager
+def front(tmp: Path, **upstreams: str) -> Iterator[tuple[str, int]]:
+    """A front process routing to ``upstreams``; yields its base URL and pid."""
+    port = free_port()
+    flags = [arg for name, url in upstreams.items() for arg in ("--upstream", f"{name}={url}")]
+    with running(
+        ["-m", "local.front", "--port", str(port), *flags], port=port, output=tmp / "front.log"
+    ) as proc:
+        yield f"http://127.0.0.1:{port}", proc.pid
+
+
+@pytest.fixture(scope="module")
+def proxy(
+    upstreams: dict[str, Upstream], gateway: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, int]]:
+    urls = {name: server.url for name, server in upstreams.items()}
+    with front(tmp_path_factory.mktemp("front"), **urls, gateway=gateway) as started:
+        yield started
+
+
+@pytest.fixture
+def base(proxy: tuple[str, int]) -> str:
+    return proxy[0]
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "upstream"),
+    [
+        ("POST", "/uploads", "presign"),
+        ("GET", "/files?cursor=a%2Fb&limit=2&x=%20", "query"),
+        ("GET", "/files/f-1/logs", "query"),
+        ("PATCH", "/webhooks/w-1", "webhooks"),
+        ("DELETE", "/webhooks/w-1", "webhooks"),
+        ("GET", "/filesystem", "query"),  # nginx's `location /files` is a plain prefix too
+        ("GET", "/uploads/../files/f-2", "query"),  # matched normalised, sent as it came
+    ],
+)
+def test_each_route_reaches_its_upstream_intact(
+    base: str, method: str, target: str, upstream: str
+) -> None:
+    content = b'{"filename": "a.pdf"}' if method in ("POST", "PATCH") else b""
+    with closing(_connection(base, 10)) as conn:
+        conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
+        for key, value in {
+            "Host": "files.example:8080",
+            "Authorization": "Bearer fp_key",
+            "X-Forwarded-For": "203.0.113.7",
+            "X-Forwarded-Proto": "https",  # set by the front, not taken from the client
+            "Connection": "keep-alive, X-Hop",
+            "X-Hop": "only for the front",
+            "Keep-Alive": "timeout=5",
+            "X-Reply-Status": "201",
+            "Content-Length": str(len(content)),
+        }.items():
+            conn.putheader(key, value)
+        conn.endheaders(content)
+        response = conn.getresponse()
+        answer = json.loads(response.read())
+
+    assert response.status == 201
+    assert response.getheader("X-Upstream") == upstream
+    assert response.getheader("Connection") == "close"
+    assert response.getheader("Keep-Alive") is None
+    assert response.msg.get_all("Set-Cookie") == ["a=1", "b=2"]
+    assert answer["upstream"] == upstream
+    assert (answer["method"], answer["target"], answer["version"]) == (method, target, "HTTP/1.1")
+    assert answer["sha256"] == hashlib.sha256(content).hexdigest()
+    headers = dict(answer["headers"])
+    assert headers["host"] == "files.example:8080"
+    assert headers["authorization"] == "Bearer fp_key"
+    assert headers["x-forwarded-for"] == "203.0.113.7, 127.0.0.1"
+    assert headers["x-forwarded-proto"] == "http"
+    assert headers["x-forwarded-host"] == "files.example:8080"
+    assert headers["connection"] == "close"
+    assert "x-hop" not in headers
+    assert "keep-alive" not in headers
+    assert [key for key, _ in answer["headers"]].count("x-forwarded-for") == 1
+
+
+def test_a_chunked_body_is_relayed(base: str) -> None:
+    pieces = [b"first;", b"x" * 100_000, b"last"]
+    response = requests.put(f"{base}/uploads/parts", data=iter(pieces), timeout=10)
+    answer = response.json()
+    assert response.status_code == 200
+    assert dict(answer["headers"])["transfer-encoding"] == "chunked"
+    assert answer["length"] == sum(map(len, pieces))
+    assert answer["sha256"] == hashlib.sha256(b"".join(pieces)).hexdigest()
+
+
+def _connection(base: str, timeout: float) -> http.client.HTTPConnection:
+    return http.client.HTTPConnection(base.removeprefix("http://"), timeout=timeout)
+
+
+def _peak_memory(pid: int) -> int:
+    """The process's peak resident set, in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_a_large_upload_streams_through(
+    proxy: tuple[str, int], upstreams: dict[str, Upstream]
+) -> None:
+    base, pid = proxy
+    upstream = upstreams["presign"]
+    upstream.receiving.clear()
+    digest = hashlib.sha256()
+    with closing(_connection(base, 20)) as conn:
+        conn.putrequest("POST", "/uploads/large")
+        conn.putheader("Content-Length", str(BIG))
+        conn.endheaders()
+        piece = bytes(range(256)) * 4096  # 1 MiB
+        conn.send(piece)
+        digest.update(piece)
+        # A front that buffered whole bodies would pass nothing on before the last byte.
+        wait_until(upstream.receiving.is_set, timeout=10, what="the upstream to receive bytes")
+        for _ in range(BIG // MIB - 1):
+            conn.send(piece)
+            digest.update(piece)
+        response = conn.getresponse()
+        answer = json.loads(response.read())
+    assert response.status == 200
+    assert (answer["length"], answer["sha256"]) == (BIG, digest.hexdigest())
+    assert _peak_memory(pid) < BIG
+
+
+def test_a_large_answer_streams_through(
+    proxy: tuple[str, int], upstreams: dict[str, Upstream]
+) -> None:
+    base, pid = proxy
+    upstream = upstreams["query"]
+    upstream.release.clear()
+    with requests.get(f"{base}/files/big?size={BIG}", stream=True, timeout=10) as response:
+        pieces = response.iter_content(MIB)
+        received = len(next(pieces))  # the upstream holds the rest until this arrived
+        upstream.release.set()
+        received += sum(len(piece) for piece in pieces)
+    assert response.status_code == 200
+    assert received == BIG
+    assert _peak_memory(pid) < BIG
+
+
+@pytest.mark.parametrize("target", ["/", "/nothing", "/upload", "/wsx/../w", "/files/../admin"])
+def test_an_unknown_path_is_a_404_problem(base: str, target: str) -> None:
+    with closing(_connection(base, 10)) as conn:  # sends the path as written, dots and all
+        conn.request("POST", f"{target}?q=1", body=b"ignored")
+        response = conn.getresponse()
+        problem = json.loads(response.read())
+    assert response.status == 404
+    assert response.getheader("Content-Type") == "application/problem+json"
+    assert problem == {
+        "type": "about:blank",
+        "title": "Not Found",
+        "status": 404,
+        "detail": "no such route",
+        "instance": target,
+    }
+
+
+def test_a_path_above_the_root_is_a_400_problem(base: str) -> None:
+    with closing(_connection(base, 10)) as conn:
+        conn.request("GET", "/files/../../etc/passwd")
+        response = conn.getresponse()
+        problem = json.loads(response.read())
+    assert response.status == 400
+    assert response.getheader("Content-Type") == "application/problem+json"
+    assert problem["status"] == 400
+
+
+def test_an_upstream_that_is_down_is_a_502_problem(tmp_path: Path) -> None:
+    with front(tmp_path, query=f"http://127.0.0.1:{free_port()}") as (url, _):
+        response = requests.get(f"{url}/files/f-1", timeout=10)
+    assert response.status_code == 502
+    assert response.headers["Content-Type"] == "application/problem+json"
+    problem = response.json()
+    assert (problem["status"], problem["title"]) == (502, "Bad Gateway")
+    assert problem["detail"] == "query is unreachable"
+
+
+def test_a_websocket_round_trip_through_ws(base: str) -> None:
+    url = base.replace("http://", "ws://") + "/ws?ticket=t-1"
+    with connect(url, origin=Origin("http://localhost:8080"), open_timeout=10) as ws:
+        seen = json.loads(ws.recv(timeout=10))
+        ws.send("hello")
+        assert ws.recv(timeout=10) == "hello"
+        large = bytes(range(256)) * 4096
+        ws.send(large)
+        assert ws.recv(timeout=10) == large
+    assert seen == {
+        "path": "/ws?ticket=t-1",
+        "origin": "http://localhost:8080",
+        "x-forwarded-for": "127.0.0.1",
+    }
+
+
+def test_a_plain_request_to_ws_reaches_the_gateway(base: str) -> None:
+    response = requests.get(f"{base}/ws", timeout=10)
+    assert response.status_code == 426  # the websockets server's answer to a plain GET
