@@ -7,12 +7,14 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -20,7 +22,8 @@ from websockets.sync.client import connect
 from websockets.sync.server import ServerConnection, serve
 from websockets.typing import Origin
 
-from tests.support.processes import running
+from local.front import DEFAULT_UPSTREAMS, ROUTES, UPGRADES
+from tests.support.processes import ROOT, running
 from tests.support.waiting import free_port, wait_until
 
 MIB = 1024 * 1024
@@ -353,3 +356,13 @@ def test_a_websocket_round_trip_through_ws(base: str) -> None:
 def test_a_plain_request_to_ws_reaches_the_gateway(base: str) -> None:
     response = requests.get(f"{base}/ws", timeout=10)
     assert response.status_code == 426  # the websockets server's answer to a plain GET
+
+
+def test_the_routes_are_those_of_nginx_conf() -> None:
+    conf = (ROOT / "local" / "nginx.conf").read_text()
+    locations = re.findall(r"location (/\S+) \{\s*set \$\w+ http://(\w+):(\d+);", conf)
+    routed = {prefix: (name, int(port)) for prefix, name, port in locations}
+    ours = {prefix: (name, urlsplit(DEFAULT_UPSTREAMS[name]).port) for prefix, name in ROUTES}
+    assert routed == ours
+    assert set(UPGRADES) == {routed["/ws"][0]}
+    assert re.search(r"location / \{\s*return 404;", conf)
