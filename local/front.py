@@ -6,7 +6,8 @@ prefix of the normalised path, as an nginx ``location /prefix`` (so ``/filesx`` 
 too); anything else is a 404. The request target goes upstream unchanged, with the client's
 ``Host``, ``X-Forwarded-For`` (appended to), ``X-Forwarded-Proto`` and ``X-Forwarded-Host``;
 hop-by-hop headers are dropped. An ``Upgrade`` request to ``/ws`` is handed to the gateway and,
-once it answers 101, bytes are tunnelled both ways until either side closes.
+once it answers 101, bytes are tunnelled both ways until either side closes. Interim answers
+(``100 Continue``) reach the client as they come.
 
 Bodies stream both ways in small pieces, framing (``Content-Length`` or chunked) relayed as it
 came, so memory stays flat whatever the size; unlike nginx there is no body size limit (the
@@ -155,7 +156,7 @@ class Front:
         up_writer.write(encode(start, self._upstream_headers(head, writer, upgrade)))
         sending = asyncio.create_task(_send(body(reader, framing), up_writer))
         try:
-            answer = await self._answer(up_reader, sending, name)
+            answer = await self._answer(up_reader, writer, sending, name)
             status = int(answer.start[1])
             if status == 101 and upgrade is not None:
                 await sending
@@ -174,14 +175,21 @@ class Front:
             return status
         finally:
             sending.cancel()
+            if sending.done() and not sending.cancelled():
+                sending.exception()  # the answer is what counted; a late failure is no news
             up_writer.close()
 
     async def _answer(
-        self, up_reader: asyncio.StreamReader, sending: asyncio.Task[None], name: str
+        self,
+        up_reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        sending: asyncio.Task[None],
+        name: str,
     ) -> Head:
-        """The upstream's final (or 101) head, relaying nothing of 1xx; waits ``TIMEOUT`` at
-        most once the request is sent. A client failing to send its body ends the exchange."""
-        answering = asyncio.create_task(self._final_head(up_reader))
+        """The upstream's final (or 101) head, interim ones (``100 Continue``) relayed; waits
+        ``TIMEOUT`` at most once the request is sent. A client failing to send its body ends
+        the exchange."""
+        answering = asyncio.create_task(self._final_head(up_reader, writer))
         try:
             await asyncio.wait({answering, sending}, return_when=asyncio.FIRST_COMPLETED)
             if not answering.done() and (failed := sending.exception()) is not None:
@@ -197,13 +205,17 @@ class Front:
         finally:
             answering.cancel()
 
-    async def _final_head(self, up_reader: asyncio.StreamReader) -> Head:
+    async def _final_head(
+        self, up_reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> Head:
         while True:
             answer = await read_head(up_reader)
             if not answer.start[1].isdigit():
                 raise BadRequest("the upstream's answer is not HTTP/1.1")
             if not 100 <= int(answer.start[1]) < 200 or answer.start[1] == "101":
                 return answer
+            interim = ("HTTP/1.1", answer.start[1], answer.start[2])
+            writer.write(encode(interim, answer.without(frozenset())))
 
     def _upstream_headers(
         self, head: Head, client: asyncio.StreamWriter, upgrade: str | None

@@ -97,7 +97,7 @@ async def body(reader: asyncio.StreamReader, framing: int | None) -> AsyncIterat
             yield piece
         return
     while True:  # chunked: size line, data, CRLF; after the last chunk, trailers and a CRLF
-        line = await asyncio.wait_for(reader.readuntil(b"\r\n"), TIMEOUT)
+        line = await _line(reader)
         size = line.split(b";", 1)[0].strip().decode("latin-1")
         if not size or any(c not in hexdigits for c in size):
             raise BadRequest("malformed chunked body")
@@ -106,9 +106,16 @@ async def body(reader: asyncio.StreamReader, framing: int | None) -> AsyncIterat
             break
         async for piece in _exactly(reader, int(size, 16) + 2):
             yield piece
-    while (line := await asyncio.wait_for(reader.readuntil(b"\r\n"), TIMEOUT)) != b"\r\n":
+    while (line := await _line(reader)) != b"\r\n":
         yield line
     yield line
+
+
+async def _line(reader: asyncio.StreamReader) -> bytes:
+    try:
+        return await asyncio.wait_for(reader.readuntil(b"\r\n"), TIMEOUT)
+    except asyncio.LimitOverrunError as exc:
+        raise BadRequest("malformed chunked body") from exc
 
 
 async def _exactly(reader: asyncio.StreamReader, size: int) -> AsyncIterator[bytes]:

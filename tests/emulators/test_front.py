@@ -8,6 +8,7 @@ import hashlib
 import http.client
 import json
 import re
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -366,3 +367,21 @@ def test_the_routes_are_those_of_nginx_conf() -> None:
     assert routed == ours
     assert set(UPGRADES) == {routed["/ws"][0]}
     assert re.search(r"location / \{\s*return 404;", conf)
+
+
+def test_a_100_continue_reaches_the_client_before_it_sends_the_body(base: str) -> None:
+    with socket.create_connection(("127.0.0.1", urlsplit(base).port or 80), timeout=10) as sock:
+        sock.sendall(
+            b"POST /uploads/expecting HTTP/1.1\r\nHost: front\r\nContent-Length: 5\r\n"
+            b"Expect: 100-continue\r\n\r\n"
+        )
+        interim = b""
+        while not interim.endswith(b"\r\n\r\n"):
+            interim += sock.recv(1)  # the upstream waits for the body: nothing else comes
+        sock.sendall(b"hello")
+        final = b"".join(iter(lambda: sock.recv(65536), b""))  # closed after the answer
+    assert interim.startswith(b"HTTP/1.1 100 ")
+    assert final.startswith(b"HTTP/1.1 200 ")
+    assert (
+        json.loads(final.split(b"\r\n\r\n", 1)[1])["sha256"] == hashlib.sha256(b"hello").hexdigest()
+    )
