@@ -38,6 +38,7 @@ PUBLISH_TIMEOUT = "FILEPIPE_PUBLISH_TIMEOUT"
 MAX_UPLOAD_BYTES = "FILEPIPE_MAX_UPLOAD_BYTES"
 ALLOWED_CONTENT_TYPES = "FILEPIPE_ALLOWED_CONTENT_TYPES"
 UPLOAD_URL_EXPIRES = "FILEPIPE_UPLOAD_URL_EXPIRES"
+DOWNLOAD_URL_EXPIRES = "FILEPIPE_DOWNLOAD_URL_EXPIRES"
 MIGRATIONS_DIR = "FILEPIPE_MIGRATIONS_DIR"
 LOG_LEVEL = "FILEPIPE_LOG_LEVEL"
 LOCK_TTL = "FILEPIPE_LOCK_TTL"
@@ -70,6 +71,8 @@ MAX_REQUEST_BYTES_RANGE = (1024, 64 * 1024**2)
 """``max_request_bytes`` may be set between 1 KiB and 64 MiB."""
 SIGV4_MAX_EXPIRES = 7 * 24 * 3600
 """A SigV4 presigned URL is valid for at most 7 days."""
+DOWNLOAD_MAX_EXPIRES = 3600
+"""A download URL is short-lived: valid for at most an hour."""
 
 DEFAULT_ALLOWED_CONTENT_TYPES = (
     "application/pdf",
@@ -124,6 +127,8 @@ class Settings:
     max_upload_bytes: int = 1024**3
     allowed_content_types: tuple[str, ...] = DEFAULT_ALLOWED_CONTENT_TYPES
     upload_url_expires: int = 900
+    download_url_expires: int = 300
+    """Seconds a ``GET /files/{id}/download`` URL stays valid (1 to 3600)."""
     migrations_dir: str | None = None
     log_level: str = "INFO"
     lock_ttl: float = 30.0
@@ -224,6 +229,7 @@ _ENV_NAMES = {
     "max_upload_bytes": MAX_UPLOAD_BYTES,
     "allowed_content_types": ALLOWED_CONTENT_TYPES,
     "upload_url_expires": UPLOAD_URL_EXPIRES,
+    "download_url_expires": DOWNLOAD_URL_EXPIRES,
     "migrations_dir": MIGRATIONS_DIR,
     "log_level": LOG_LEVEL,
     "lock_ttl": LOCK_TTL,
@@ -290,6 +296,8 @@ def _validate(s: Settings) -> None:
          f"must be between 1 and {S3_SINGLE_PUT_LIMIT} (5 GiB, one S3 PUT)"),
         ("upload_url_expires", 1 <= s.upload_url_expires <= SIGV4_MAX_EXPIRES,
          f"must be between 1 and {SIGV4_MAX_EXPIRES} seconds (7 days, SigV4)"),
+        ("download_url_expires", 1 <= s.download_url_expires <= DOWNLOAD_MAX_EXPIRES,
+         f"must be between 1 and {DOWNLOAD_MAX_EXPIRES} seconds (1 hour)"),
         ("metrics_port", 0 <= s.metrics_port <= 65535, "must be a TCP port, or 0 (disabled)"),
         ("metrics_port", s.metrics_port == 0 or s.metrics_port != s.port,
          f"must differ from {PORT}"),

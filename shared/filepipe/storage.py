@@ -1,18 +1,25 @@
-"""Object storage (S3 / MinIO through boto3): client factory and presigned uploads.
+"""Object storage (S3 / MinIO through boto3): client factory, presigned uploads and downloads.
 
 The presigned PUT is SigV4 with ``Content-Type``, ``Content-Length``, ``If-None-Match: *`` and,
 when a digest is declared, ``x-amz-checksum-sha256`` in ``X-Amz-SignedHeaders``: storage that
 checks signatures (S3, MinIO) refuses a request whose headers differ, verifies the body against
 the checksum, and answers ``412 PreconditionFailed`` once the key exists (a conditional write), so
 the URL creates its object once and cannot overwrite it afterwards.
+
+The presigned GET signs ``response-content-disposition`` and ``response-content-type``, so storage
+answers with the file's name as an attachment (RFC 6266, with an RFC 8187/5987 UTF-8 name) and the
+detected content type, and any change to them breaks the signature.
 """
 
 from __future__ import annotations
 
 import base64
+import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import boto3
 from botocore.config import Config
@@ -92,6 +99,63 @@ def presign_put(
         "put_object", Params=params, ExpiresIn=expires_in, HttpMethod="PUT"
     )
     return PresignedUpload(method="PUT", url=url, headers=headers)
+
+
+_UNSAFE_FALLBACK_CHARS = re.compile(r"[^A-Za-z0-9 ._()+-]")
+_ATTR_CHARS = "!#$&+.^_`|~-"
+"""RFC 8187 ``attr-char`` besides letters and digits: left as they are in ``filename*``."""
+_SEPARATORS = frozenset(
+    "/\\\u0337\u0338\u1735\u2044\u2215\u2216\u2571\u2572\u27cb\u27cd\u29f5\u29f8\u29f9\u2afb\u2afd"
+)
+"""Path separators and their look-alikes (as uploads refuse them in names; NFKC maps the rest)."""
+FALLBACK_FILENAME = "download"
+_MAX_FALLBACK_CHARS = 150
+
+
+def content_disposition(filename: str) -> str:
+    """``attachment`` with ``filename`` as a safe quoted ASCII fallback and as ``filename*``.
+
+    The fallback keeps letters, digits, space and ``. _ ( ) + -``; every other character (quotes,
+    backslashes, ``%``, ``;``, controls, non-ASCII, look-alikes) becomes ``_``, so it cannot end
+    the quoted string, be read as percent-encoding or name a path. ``filename*`` carries the
+    NFKC-normalised name, UTF-8 and percent-encoded (RFC 8187), for clients that read it; there
+    too, slashes, backslashes and their look-alikes, controls, invisible formatting characters
+    and separators other than the space become ``_``.
+    """
+    name = "".join(
+        "_"
+        if char in _SEPARATORS or (unicodedata.category(char)[0] in "CZ" and char != " ")
+        else char
+        for char in unicodedata.normalize("NFKC", filename)
+    )
+    fallback = _UNSAFE_FALLBACK_CHARS.sub("_", name)[:_MAX_FALLBACK_CHARS].strip(" .")
+    fallback = fallback or FALLBACK_FILENAME
+    encoded = quote(name or FALLBACK_FILENAME, safe=_ATTR_CHARS, encoding="utf-8")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
+
+
+def presign_get(
+    client: S3Client,
+    bucket: str,
+    key: str,
+    filename: str,
+    content_type: str,
+    expires_in: int,
+) -> str:
+    """A presigned GET of the object, answered as an attachment named ``filename`` of type
+    ``content_type`` (both signed), valid for ``expires_in`` seconds."""
+    url: str = client.generate_presigned_url(
+        "get_object",
+        Params={
+            "Bucket": bucket,
+            "Key": key,
+            "ResponseContentDisposition": content_disposition(filename),
+            "ResponseContentType": content_type,
+        },
+        ExpiresIn=expires_in,
+        HttpMethod="GET",
+    )
+    return url
 
 
 def readinto_of(body: Any) -> Callable[[memoryview], int]:

@@ -10,7 +10,8 @@ They keep *positive* cases valid where the document can only say so in prose, so
 
 And half the drawn ids of positive cases are replaced by ids of the tenant's own files or endpoints
 (``FILEPIPE_CONTRACT_FILE_IDS``, ``FILEPIPE_CONTRACT_WEBHOOK_IDS``: comma-separated), so that reads
-succeed and their answers are checked too; the other half stay unknown (a 404).
+succeed and their answers are checked too; the other half stay unknown (a 404). The seeded files
+have every status, so ``downloadFile`` answers both its 200 (or 302) and its 409.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from schemathesis.generation.meta import TestPhase
 _ID_SOURCES = {
     "getFile": "FILEPIPE_CONTRACT_FILE_IDS",
     "getFileLogs": "FILEPIPE_CONTRACT_FILE_IDS",
+    "downloadFile": "FILEPIPE_CONTRACT_FILE_IDS",
     "getWebhook": "FILEPIPE_CONTRACT_WEBHOOK_IDS",
     "deleteWebhook": "FILEPIPE_CONTRACT_WEBHOOK_IDS",
     "listWebhookDeliveries": "FILEPIPE_CONTRACT_WEBHOOK_IDS",

@@ -11,6 +11,7 @@ from filepipe.errors import ConfigError
 def test_defaults_without_environment() -> None:
     settings = Settings.from_env({})
     assert settings.upload_url_expires == 900
+    assert settings.download_url_expires == 300
     assert settings.allowed_content_types == DEFAULT_ALLOWED_CONTENT_TYPES
     assert settings.k_sink is None
 

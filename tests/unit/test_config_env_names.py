@@ -53,6 +53,7 @@ def test_every_variable_is_read_and_parsed_into_its_field() -> None:
         "FILEPIPE_MAX_UPLOAD_BYTES": "4096",
         "FILEPIPE_ALLOWED_CONTENT_TYPES": "text/plain",
         "FILEPIPE_UPLOAD_URL_EXPIRES": "60",
+        "FILEPIPE_DOWNLOAD_URL_EXPIRES": "30",
         "FILEPIPE_MIGRATIONS_DIR": "/srv/migrations",
         "FILEPIPE_LOG_LEVEL": "DEBUG",
         "FILEPIPE_LOCK_TTL": "7",

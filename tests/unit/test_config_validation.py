@@ -103,6 +103,8 @@ def test_valid_values_are_accepted(name: str, value: str) -> None:
         ("FILEPIPE_MAX_REQUEST_BYTES", "256k", "not a whole number"),
         ("FILEPIPE_MAX_UPLOAD_BYTES", "0", "between 1 and"),
         ("FILEPIPE_UPLOAD_URL_EXPIRES", "604801", "7 days"),
+        ("FILEPIPE_DOWNLOAD_URL_EXPIRES", "0", "between 1 and 3600"),
+        ("FILEPIPE_DOWNLOAD_URL_EXPIRES", "3601", "1 hour"),
         ("FILEPIPE_LOG_LEVEL", "verbose", "must be one of CRITICAL"),
         ("FILEPIPE_CURSOR_SECRET", "too-short", "at least 16 bytes"),
         ("FILEPIPE_ALLOWED_CONTENT_TYPES", ",", "at least one type"),

@@ -1,8 +1,10 @@
-"""The query function: a tenant's files, one file, one file's processing log.
+"""The query function: a tenant's files, one file, one file's processing log, a
+verified file's download URL.
 
 - ``params``: validation of ``GET /files`` parameters;
 - ``cursors``: opaque, signed keyset cursors;
 - ``cache``: Redis cache-aside of file representations and API-key lookups;
+- ``download``: short-lived presigned GETs of PROCESSED files;
 - ``api``: the HTTP routes.
 The SQL lives with the file model (``filepipe.files.store``).
 """

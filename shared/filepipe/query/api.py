@@ -1,10 +1,13 @@
-"""The query function's HTTP API: ``GET /files``, ``GET /files/{id}``, ``GET /files/{id}/logs``.
+"""The query function's HTTP API: ``GET /files``, ``GET /files/{id}``, ``GET /files/{id}/logs``,
+``GET /files/{id}/download``.
 
 Every route sees only the caller's tenant's files (another tenant's file is a 404). ``GET /files``
 pages newest first with signed keyset cursors (``cursors``); ``GET /files/{id}`` is served
 cache-aside from Redis (``cache``; the API key's tenant is cached too, so a hit touches no
-database) with an ETag from the file's id and version, so ``If-None-Match`` answers 304. The
-API's document is served at ``GET /openapi.json``.
+database) with an ETag from the file's id and version, so ``If-None-Match`` answers 304.
+``GET /files/{id}/download`` issues a short-lived presigned GET of a PROCESSED file (``download``),
+as JSON or, with ``?redirect=true``, as a 302. The API's document is served at
+``GET /openapi.json``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from filepipe import auth, openapi, runtime
 from filepipe.errors import NotFound
 from filepipe.files import representation, store
 from filepipe.files.store import Position
+from filepipe.query import download
 from filepipe.query.cache import ReadCache
 from filepipe.query.cursors import CursorCodec, codec_for, scope_digest
 from filepipe.query.params import PARAMETERS, parse_list_query
@@ -29,6 +33,8 @@ from filepipe.web.bodies import iso
 
 CACHE_CONTROL = "private, no-cache"
 """Answers are per tenant; clients may keep them but revalidate (ETag) before reuse."""
+NO_STORE = "no-store"
+"""Download answers carry a bearer URL: no cache keeps them."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +130,18 @@ def get_file_logs(request: Request, tenant: str, id: uuid.UUID) -> Response:
     )
 
 
+def get_file_download(request: Request, tenant: str, id: uuid.UUID) -> Response:
+    redirect = download.wants_redirect(request.args.get("redirect"))
+    rt = _current().runtime
+    issued = download.issue(
+        rt.pool, rt.s3_presigner, tenant, id, expires_in=rt.settings.download_url_expires
+    )
+    headers = {"Cache-Control": NO_STORE}
+    if redirect:
+        return Response(status=302, headers={**headers, "Location": issued.url})
+    return json_response({"url": issued.url, "expires_at": iso(issued.expires_at)}, headers=headers)
+
+
 def etag(file: dict[str, Any]) -> str:
     """The entity tag of a file representation: its id and version (bumped by every change)."""
     return f"{file['id']}.v{file['version']}"
@@ -145,6 +163,7 @@ api = Api(
         Route("GET", "/files", get_files, query=PARAMETERS),
         Route("GET", "/files/{id}", get_file),
         Route("GET", "/files/{id}/logs", get_file_logs),
+        Route("GET", "/files/{id}/download", get_file_download, query=download.PARAMETERS),
         Route("GET", "/openapi.json", lambda request: openapi.response("query"), public=True),
     ],
     authenticate=_authenticate,
