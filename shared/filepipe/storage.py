@@ -24,6 +24,7 @@ from urllib.parse import quote
 import boto3
 from botocore.config import Config
 
+from filepipe import filenames
 from filepipe.config import Settings
 
 if TYPE_CHECKING:
@@ -104,10 +105,6 @@ def presign_put(
 _UNSAFE_FALLBACK_CHARS = re.compile(r"[^A-Za-z0-9 ._()+-]")
 _ATTR_CHARS = "!#$&+.^_`|~-"
 """RFC 8187 ``attr-char`` besides letters and digits: left as they are in ``filename*``."""
-_SEPARATORS = frozenset(
-    "/\\\u0337\u0338\u1735\u2044\u2215\u2216\u2571\u2572\u27cb\u27cd\u29f5\u29f8\u29f9\u2afb\u2afd"
-)
-"""Path separators and their look-alikes (as uploads refuse them in names; NFKC maps the rest)."""
 FALLBACK_FILENAME = "download"
 _MAX_FALLBACK_CHARS = 150
 
@@ -124,9 +121,9 @@ def content_disposition(filename: str) -> str:
     """
     name = "".join(
         "_"
-        if char in _SEPARATORS or (unicodedata.category(char)[0] in "CZ" and char != " ")
+        if filenames.is_separator(char) or (unicodedata.category(char)[0] in "CZ" and char != " ")
         else char
-        for char in unicodedata.normalize("NFKC", filename)
+        for char in filenames.normalize(filename)
     )
     fallback = _UNSAFE_FALLBACK_CHARS.sub("_", name)[:_MAX_FALLBACK_CHARS].strip(" .")
     fallback = fallback or FALLBACK_FILENAME

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from filepipe import mediatypes
+from filepipe import filenames, mediatypes
 from filepipe.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
 MAX_FILENAME_BYTES = 255
@@ -24,19 +24,6 @@ MAX_METADATA_VALUE = 512
 MAX_METADATA_BYTES = 2048
 MAX_IDEMPOTENCY_KEY = 255
 
-SEPARATORS = frozenset(
-    "/\\"
-    "\u0337\u0338"  # combining short and long solidus overlays
-    "\u1735"  # Philippine single punctuation
-    "\u2044\u2215\u2216"  # fraction slash, division slash, set minus
-    "\u2571\u2572"  # box drawings light diagonals
-    "\u27cb\u27cd"  # mathematical rising and falling diagonals
-    "\u29f5\u29f8\u29f9"  # reverse solidus operator, big solidus, big reverse solidus
-    "\u2afb\u2afd"  # triple solidus binary relation, double solidus operator
-)
-"""Path separators and the characters that look like them (NFKC already maps the fullwidth and
-small forms, U+FF0F, U+FF3C, U+FE68, to ``/`` and ``\\``)."""
-_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 _ABSENT = object()
 """An optional field left out (``null`` is not the same: it is refused)."""
 _FIELDS = frozenset({"filename", "content_type", "size", "sha256", "metadata"})
@@ -107,24 +94,18 @@ def _filename(value: Any, fail: Any) -> str | None:
     if not isinstance(value, str):
         fail("filename", "required, a string")
         return None
-    normalized = unicodedata.normalize("NFKC", value)
+    normalized = filenames.normalize(value)
     if not normalized.strip() or normalized in (".", ".."):
         fail("filename", "must not be empty, '.' or '..'")
     elif max(len(value.encode()), len(normalized.encode())) > MAX_FILENAME_BYTES:
         fail("filename", f"must be at most {MAX_FILENAME_BYTES} bytes in UTF-8 (also as NFKC)")
-    elif any(unicodedata.category(ch) in _INVISIBLE for ch in normalized):
+    elif any(filenames.is_invisible(ch) for ch in normalized):
         fail("filename", "must not contain control or invisible formatting characters")
-    elif any(ch in SEPARATORS for ch in normalized):
+    elif any(filenames.is_separator(ch) for ch in normalized):
         fail("filename", "must not contain path separators or characters that look like them")
     else:
         return normalized
     return None
-
-
-def refused_in_filename(ch: str) -> bool:
-    """Whether one character, once NFKC-normalised, makes any filename holding it invalid."""
-    normalized = unicodedata.normalize("NFKC", ch)
-    return any(c in SEPARATORS or unicodedata.category(c) in _INVISIBLE for c in normalized)
 
 
 def _content_type(value: Any, fail: Any) -> str | None:
