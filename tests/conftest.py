@@ -7,6 +7,7 @@ import logging
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -30,17 +31,31 @@ WEBHOOK_SECRET_KEY = Fernet.generate_key().decode()
 """This session's key for webhook secrets at rest (``make up`` has one in local/filepipe.env)."""
 
 
+@contextmanager
+def throwaway_database(name: str) -> Iterator[str]:
+    """An empty database called ``name`` (its URL), dropped afterwards."""
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     """A fresh, migrated database for this test session, dropped afterwards."""
-    name = f"filepipe_test_{SESSION}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    db.migrate(url)
-    yield url
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with throwaway_database(f"filepipe_test_{SESSION}") as url:
+        db.migrate(url)
+        yield url
+
+
+@pytest.fixture
+def empty_database() -> Iterator[str]:
+    """A database of this test alone, without any migration applied."""
+    with throwaway_database(f"filepipe_empty_{uuid.uuid4().hex[:10]}") as url:
+        yield url
 
 
 @pytest.fixture

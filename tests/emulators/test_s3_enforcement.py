@@ -7,18 +7,14 @@ for nothing stored, and for no notification published. URLs come from the presig
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import re
 import socket
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-import botocore.auth
-import botocore.signers
 import pytest
 import requests
 from botocore.auth import S3SigV4Auth
@@ -29,6 +25,7 @@ from botocore.exceptions import ClientError
 from filepipe.config import Settings
 from filepipe.storage import create_s3_client, presign_put
 from tests.support.inbox import Inbox
+from tests.support.signing import with_query
 
 pytestmark = pytest.mark.integration
 
@@ -56,22 +53,6 @@ def presigner(settings: Settings) -> Any:
 @pytest.fixture
 def key() -> str:
     return f"enforce/{uuid.uuid4()}/doc.pdf"
-
-
-@pytest.fixture
-def signing_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """``shift(seconds)`` moves the time botocore signs at (URLs, headers, POST policies)."""
-    real: Any = getattr(botocore.auth, "get_current_datetime")  # noqa: B009 (untyped)
-
-    def shift(seconds: float) -> None:
-        def shifted(*args: Any, **kwargs: Any) -> dt.datetime:
-            now: dt.datetime = real(*args, **kwargs)
-            return now + dt.timedelta(seconds=seconds)
-
-        monkeypatch.setattr(botocore.auth, "get_current_datetime", shifted)
-        monkeypatch.setattr(botocore.signers, "get_current_datetime", shifted)
-
-    yield shift
 
 
 def presign(
@@ -112,13 +93,6 @@ def stored(admin: Any, settings: Settings, key: str) -> bytes | None:
         assert exc.response["Error"]["Code"] == "NoSuchKey"
         return None
     return body
-
-
-def with_query(url: str, **changes: str) -> str:
-    parts = urlsplit(url)
-    query = dict(parse_qsl(parts.query, keep_blank_values=True))
-    query.update(changes)
-    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def test_the_declared_body_is_stored_once_and_notified(

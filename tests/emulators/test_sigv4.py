@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import boto3
-import botocore.auth
-import botocore.signers
 import pytest
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -25,6 +22,7 @@ from botocore.credentials import Credentials
 from local import sigv4
 from local.s3_auth import Authenticated, Authenticator, SignedRequest
 from local.s3_errors import S3Error
+from tests.support.signing import with_query
 
 ACCESS_KEY, SECRET = "filepipe-unit", "filepipe-unit-secret"
 REGION = "us-east-1"
@@ -89,29 +87,6 @@ def refused(request: SignedRequest, auth: Authenticator | None = None) -> S3Erro
     with pytest.raises(S3Error) as caught:
         (auth or authenticator()).authenticate(request)
     return caught.value
-
-
-def with_query(url: str, **changes: str) -> str:
-    parts = urlsplit(url)
-    query = dict(parse_qsl(parts.query, keep_blank_values=True))
-    query.update(changes)
-    return urlunsplit(parts._replace(query=urlencode(query)))
-
-
-@pytest.fixture
-def signing_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """Shift the time botocore signs at (``shift(seconds)``)."""
-    real: Any = getattr(botocore.auth, "get_current_datetime")  # noqa: B009 (untyped)
-
-    def shift(seconds: float) -> None:
-        def shifted(*args: Any, **kwargs: Any) -> dt.datetime:
-            now: dt.datetime = real(*args, **kwargs)
-            return now + dt.timedelta(seconds=seconds)
-
-        monkeypatch.setattr(botocore.auth, "get_current_datetime", shifted)
-        monkeypatch.setattr(botocore.signers, "get_current_datetime", shifted)
-
-    yield shift
 
 
 @pytest.mark.parametrize("key", KEYS)

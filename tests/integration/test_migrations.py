@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
 import psycopg
 import pytest
 
 from filepipe import db
-from tests.conftest import ADMIN_URL
 
 pytestmark = pytest.mark.integration
 
@@ -22,16 +18,6 @@ TABLES = {
     "webhook_endpoints",
     "webhook_deliveries",
 }
-
-
-@pytest.fixture
-def empty_database() -> Iterator[str]:
-    name = f"filepipe_migrate_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    yield ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_migrations_apply_once_and_then_are_a_no_op(empty_database: str) -> None:

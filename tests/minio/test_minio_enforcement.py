@@ -10,22 +10,19 @@ expected codes are MinIO's (``cmd/api-errors.go``), which the local server copie
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import os
 import re
 import uuid
 from collections.abc import Iterator
-from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import botocore.auth
 import pytest
 import requests
 
 from filepipe.config import Settings
 from filepipe.storage import create_s3_client, presign_put
 from filepipe.upload.create import object_key
+from tests.support.signing import clock_shifter, with_query
 
 ENDPOINT = os.environ.get("FILEPIPE_TEST_MINIO_ENDPOINT")
 
@@ -66,21 +63,6 @@ def key(settings: Settings) -> Iterator[str]:
     yield name
     client = create_s3_client(settings)
     client.delete_object(Bucket=settings.s3_bucket, Key=name)
-
-
-@pytest.fixture
-def signed_ago(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """``signed_ago(seconds)``: botocore signs as if it were that many seconds ago."""
-    real: Any = getattr(botocore.auth, "get_current_datetime")  # noqa: B009 (untyped)
-
-    def shift(seconds: float) -> None:
-        def earlier(*args: Any, **kwargs: Any) -> dt.datetime:
-            now: dt.datetime = real(*args, **kwargs)
-            return now - dt.timedelta(seconds=seconds)
-
-        monkeypatch.setattr(botocore.auth, "get_current_datetime", earlier)
-
-    yield shift
 
 
 def _presign(
@@ -158,17 +140,16 @@ def test_a_dropped_signed_header_is_refused(settings: Settings, key: str, header
 
 def test_a_tampered_expiry_is_refused(settings: Settings, key: str) -> None:
     url, headers = _presign(settings, key)
-    parts = urlsplit(url)
-    query = dict(parse_qsl(parts.query))
-    query["X-Amz-Expires"] = "604800"
-    tampered = urlunsplit(parts._replace(query=urlencode(query)))
+    tampered = with_query(url, **{"X-Amz-Expires": "604800"})
     response = _put(tampered, headers)
     assert _code(response) == (403, "SignatureDoesNotMatch"), response.text
     assert _stored(settings, key) is None
 
 
-def test_an_expired_url_is_refused(settings: Settings, key: str, signed_ago: Any) -> None:
-    signed_ago(301)  # valid for 300 s
+def test_an_expired_url_is_refused(
+    settings: Settings, key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock_shifter(monkeypatch)(-301)  # signed 301 s ago, valid for 300 s
     url, headers = _presign(settings, key)
     response = _put(url, headers)
     assert _code(response) == (403, "AccessDenied"), response.text

@@ -22,7 +22,6 @@ from filepipe.db import create_pool
 from filepipe.notify.webhooks import encryption
 from filepipe.notify.webhooks.encryption import SecretBox
 from filepipe.notify.webhooks.signing import new_secret
-from tests.conftest import ADMIN_URL
 from tests.support.functions import function_app
 from tests.support.receiver import Receiver
 from tests.support.webhooks import (
@@ -226,16 +225,6 @@ def test_a_secret_no_key_opens_is_not_sent_nor_held_against_the_endpoint(
 
 
 SECRETS_MIGRATION = "0007.webhook-secrets"
-
-
-@pytest.fixture
-def empty_database() -> Iterator[str]:
-    name = f"filepipe_secrets_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    yield ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_the_migration_keeps_plain_secrets_and_rolls_back_only_while_none_is_encrypted(
