@@ -85,15 +85,12 @@ def _process(rt: Runtime, found: FileRow) -> Status:
         return _republish(rt, found)
     with FileLock(rt.redis, str(found.id), ttl=rt.settings.lock_ttl) as lock:
         started = perf_counter()
-        with rt.pool.connection() as conn:
-            file = store.load(conn, found.id)
-        assert file is not None, "files are never deleted while notifications are in flight"
+        file = _reload(rt, found)
         if file.status.settled:
             return _republish(rt, file)
         file = _start(rt, file)
-        inspection, etag = _read_object(rt, file, on_chunk=lock.keep_alive)
-        verdict = judge(file, inspection, max_bytes=rt.settings.max_upload_bytes)
-        status = _settle(rt, file, inspection, etag, verdict)
+        inspection, verdict, findings = _verify(rt, file, lock)
+        status = _settle(rt, file, inspection, verdict, findings)
         recorded = metrics.get()
         recorded.files_settled.labels(status).inc()
         recorded.processing_duration.labels(status).observe(perf_counter() - started)
@@ -101,22 +98,34 @@ def _process(rt: Runtime, found: FileRow) -> Status:
         return status
 
 
+def _reload(rt: Runtime, found: FileRow) -> FileRow:
+    """The file as it is now (read again once its lock is held)."""
+    with rt.pool.connection() as conn:
+        file = store.load(conn, found.id)
+    assert file is not None, "files are never deleted while notifications are in flight"
+    return file
+
+
+def _verify(rt: Runtime, file: FileRow, lock: FileLock) -> tuple[Inspection, Verdict, Findings]:
+    """Read the object once, judge it against the declaration, and what to record of it."""
+    inspection, etag = _read_object(rt, file, on_chunk=lock.keep_alive)
+    verdict = judge(file, inspection, max_bytes=rt.settings.max_upload_bytes)
+    findings = Findings(
+        size_bytes=inspection.size,
+        sha256=inspection.sha256,  # None when reading stopped past the limit
+        content_type=verdict.content_type,
+        etag=etag,
+    )
+    return inspection, verdict, findings
+
+
 def _reverify(rt: Runtime, found: FileRow) -> Status:
     """Read the changed object again: the same bytes keep the file, others quarantine it."""
     with FileLock(rt.redis, str(found.id), ttl=rt.settings.lock_ttl) as lock:
-        with rt.pool.connection() as conn:
-            file = store.load(conn, found.id)
-        assert file is not None, "files are never deleted while notifications are in flight"
+        file = _reload(rt, found)
         if file.status != Status.PROCESSED:
             return _republish(rt, file)
-        inspection, etag = _read_object(rt, file, on_chunk=lock.keep_alive)
-        verdict = judge(file, inspection, max_bytes=rt.settings.max_upload_bytes)
-        findings = Findings(
-            size_bytes=inspection.size,
-            sha256=inspection.sha256,
-            content_type=verdict.content_type,
-            etag=etag,
-        )
+        inspection, verdict, findings = _verify(rt, file, lock)
         if verdict.status == Status.PROCESSED and inspection.sha256 == file.sha256:
             change = Change(
                 Status.PROCESSED, "object rewritten with the verified bytes", findings=findings
@@ -140,7 +149,7 @@ def _reverify(rt: Runtime, found: FileRow) -> Status:
         settled = _step(rt, file, change)
     log.warning(
         "object changed after verification",
-        extra={"file_id": str(file.id), "status": settled.status, "etag": etag},
+        extra={"file_id": str(file.id), "status": settled.status, "etag": findings.etag},
     )
     metrics.get().files_settled.labels(settled.status).inc()
     return settled.status
@@ -235,14 +244,8 @@ def judge(file: FileRow, inspection: Inspection, *, max_bytes: int) -> Verdict:
 
 
 def _settle(
-    rt: Runtime, file: FileRow, inspection: Inspection, etag: str, verdict: Verdict
+    rt: Runtime, file: FileRow, inspection: Inspection, verdict: Verdict, findings: Findings
 ) -> Status:
-    findings = Findings(
-        size_bytes=inspection.size,
-        sha256=None if inspection.truncated else inspection.sha256,
-        content_type=verdict.content_type,
-        etag=etag,
-    )
     if verdict.status == Status.PROCESSED:
         change = Change(
             Status.PROCESSED,
