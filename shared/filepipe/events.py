@@ -27,6 +27,8 @@ FILE_PROCESSED = "file.processed"
 FILE_REJECTED = "file.rejected"
 FILE_FAILED = "file.failed"
 FILE_QUARANTINED = "file.quarantined"
+FILE_CANCELLED = "file.cancelled"
+FILE_DELETED = "file.deleted"
 PING = "dev.knative.sources.ping"
 """The type of Knative PingSource events (the reconcile and webhook-retry timers)."""
 

@@ -20,6 +20,8 @@ NOTIFY_TYPES = (
     "file.rejected",
     "file.failed",
     "file.quarantined",
+    "file.cancelled",
+    "file.deleted",
 )
 
 

@@ -37,5 +37,8 @@ def file_row(**overrides: Any) -> FileRow:
         updated_at=now,
         processed_at=None,
         traceparent=None,
+        upload_id=None,
+        part_size=None,
+        deleted_at=None,
     )
     return dataclasses.replace(row, **overrides)

@@ -31,6 +31,8 @@ ALL_TYPES = [
     "file.rejected",
     "file.failed",
     "file.quarantined",
+    "file.cancelled",
+    "file.deleted",
 ]
 PING = "dev.knative.sources.ping"
 WEBHOOK_ENV = {

@@ -23,6 +23,10 @@ class Status(StrEnum):
     EXPIRED = "EXPIRED"
     QUARANTINED = "QUARANTINED"
     """Processed, then its object changed and no longer holds the bytes that were verified."""
+    CANCELLED = "CANCELLED"
+    """A multipart upload aborted before it completed (``DELETE /uploads/{id}``)."""
+    DELETED = "DELETED"
+    """Its object removed through ``DELETE /files/{id}``; the row stays for audit."""
 
     @property
     def settled(self) -> bool:
@@ -31,7 +35,15 @@ class Status(StrEnum):
 
 
 _SETTLED = frozenset(
-    {Status.PROCESSED, Status.REJECTED, Status.FAILED, Status.EXPIRED, Status.QUARANTINED}
+    {
+        Status.PROCESSED,
+        Status.REJECTED,
+        Status.FAILED,
+        Status.EXPIRED,
+        Status.QUARANTINED,
+        Status.CANCELLED,
+        Status.DELETED,
+    }
 )
 
 
@@ -64,6 +76,11 @@ class FileRow:
     processed_at: datetime | None
     traceparent: str | None
     """W3C trace context of the request that created the file (its trace continues from it)."""
+    upload_id: str | None
+    """The S3 multipart UploadId, for a file uploaded in parts."""
+    part_size: int | None
+    """The size of every part but the last, for a file uploaded in parts."""
+    deleted_at: datetime | None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", Status(self.status))

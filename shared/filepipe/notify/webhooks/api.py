@@ -31,6 +31,8 @@ from flask import Request, Response
 from filepipe import auth, config, openapi, runtime
 from filepipe.errors import BadRequest, ServiceUnavailable
 from filepipe.events import (
+    FILE_CANCELLED,
+    FILE_DELETED,
     FILE_FAILED,
     FILE_PROCESSED,
     FILE_QUARANTINED,
@@ -44,7 +46,15 @@ from filepipe.web import Api, Route, bounded_int, json_body, json_response
 
 log = logging.getLogger(__name__)
 
-EVENT_TYPES = (FILE_UPLOADED, FILE_PROCESSED, FILE_REJECTED, FILE_FAILED, FILE_QUARANTINED)
+EVENT_TYPES = (
+    FILE_UPLOADED,
+    FILE_PROCESSED,
+    FILE_REJECTED,
+    FILE_FAILED,
+    FILE_QUARANTINED,
+    FILE_CANCELLED,
+    FILE_DELETED,
+)
 """The event types an endpoint can subscribe to (those the notify function receives)."""
 DEFAULT_DELIVERIES_LIMIT = 50
 MAX_DELIVERIES_LIMIT = 200
