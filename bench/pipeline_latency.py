@@ -32,7 +32,7 @@ PRESIGN_URL = "http://127.0.0.1:8081/uploads"
 
 def create_key() -> str:
     result = subprocess.run(
-        [str(ROOT / ".venv/bin/filepipe"), "create-key", "--tenant", "bench"],
+        [str(ROOT / ".venv/bin/filepipe-admin"), "create-key", "--tenant", "bench"],
         capture_output=True,
         text=True,
         check=True,

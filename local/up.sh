@@ -6,5 +6,5 @@ cd "$(dirname "$0")/.."
 bash local/services.sh
 export PATH="$PWD/.venv/bin:$PATH"
 set -a; source local/filepipe.env; set +a
-filepipe migrate
+filepipe-admin migrate
 exec honcho --procfile local/Procfile --app-root . --env local/filepipe.env start

@@ -1,18 +1,21 @@
-"""The ``filepipe`` operator console script: migrations and the API keys' lifecycle.
+"""The ``filepipe-admin`` operator console script: migrations and the API keys' lifecycle.
 
 ::
 
-    filepipe migrate [--dir DIR]
-    filepipe create-key --tenant NAME [--name LABEL] [--expires-in DURATION | --expires-at TIME]
-    filepipe list-keys [--tenant NAME] [--json]
-    filepipe revoke-key KEY_ID
-    filepipe rotate-key KEY_ID [--grace DURATION] [--name LABEL]
-                               [--expires-in DURATION | --expires-at TIME]
+    filepipe-admin migrate [--dir DIR]
+    filepipe-admin create-key --tenant NAME [--name LABEL]
+                              [--expires-in DURATION | --expires-at TIME]
+    filepipe-admin list-keys [--tenant NAME] [--json]
+    filepipe-admin revoke-key KEY_ID
+    filepipe-admin rotate-key KEY_ID [--grace DURATION] [--name LABEL]
+                                     [--expires-in DURATION | --expires-at TIME]
 
-A new key is printed on the last line of stdout (``KEY=$(filepipe create-key … | tail -n1)``);
-logs go to stderr. Keys are named by their id or prefix, as ``list-keys`` shows them, never by
-the key itself. Durations are ``90d``, ``12h``, ``1h30m``, ``45s`` (``w``, ``d``, ``h``, ``m``,
-``s``) or plain seconds; times are RFC 3339 with an offset (``2030-01-01T00:00:00Z``).
+A new key is printed on the last line of stdout
+(``KEY=$(filepipe-admin create-key … | tail -n1)``); logs go to stderr. Keys are named by their
+id or prefix, as ``list-keys`` shows them, never by the key itself. Durations are ``90d``,
+``12h``, ``1h30m``, ``45s`` (``w``, ``d``, ``h``, ``m``, ``s``) or plain seconds; times are
+RFC 3339 with an offset (``2030-01-01T00:00:00Z``). Users' commands (upload, list, download)
+are the ``filepipe`` script of the separate ``filepipe-client`` distribution (``clients/python``).
 
 Revoking or rotating a key takes effect at once everywhere: the change is committed to
 PostgreSQL, then announced on Redis (``filepipe.revocation``) so that the query function's key
@@ -102,7 +105,7 @@ def moment(text: str) -> datetime:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="filepipe",
+        prog="filepipe-admin",
         description="filepipe's operator commands: migrations and API keys.",
         epilog="Durations: 90d, 12h, 1h30m, 45s or seconds."
         " Times: RFC 3339, e.g. 2030-01-01T00:00:00Z.",

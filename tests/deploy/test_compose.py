@@ -254,7 +254,7 @@ def test_each_function_image_is_the_template_built_for_its_folder() -> None:
     assert services()["webhooks"]["build"] == services()["notify"]["build"]
     assert environment("webhooks")["FUNCTION_TARGET"] == "webhooks"
     assert services()["migrate"]["build"] == services()["presign"]["build"]
-    assert services()["migrate"]["command"] == ["filepipe", "migrate"]
+    assert services()["migrate"]["command"] == ["filepipe-admin", "migrate"]
 
 
 def test_the_gateway_is_the_template_gateway_stage_and_runs_its_command() -> None:
