@@ -6,13 +6,13 @@ BIN := $(VENV)/bin
 
 .PHONY: install up test lint migrate bench clean compose-up
 
-$(BIN)/filepipe: pyproject.toml
+$(BIN)/filepipe-admin: pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]' -e clients/python
 	touch $@
 
-install: $(BIN)/filepipe
+install: $(BIN)/filepipe-admin
 
 up: install
 	bash local/up.sh
@@ -27,7 +27,7 @@ lint: install
 	$(BIN)/mypy
 
 migrate: install
-	$(BIN)/filepipe migrate
+	$(BIN)/filepipe-admin migrate
 
 bench: install
 	bash bench/run.sh
