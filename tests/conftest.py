@@ -8,6 +8,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -77,10 +78,17 @@ def s3_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def s3_server(s3_env: dict[str, str]) -> Iterator[str]:
+def s3_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the session's S3 server writes its output: a JSON log line per request."""
+    return tmp_path_factory.mktemp("s3") / "s3.log"
+
+
+@pytest.fixture(scope="session")
+def s3_server(s3_env: dict[str, str], s3_log: Path) -> Iterator[str]:
     """The local S3 server (moto + MinIO-format notifications) as a real process."""
     port = free_port()
-    with running(["-m", "local.s3_server", "--port", str(port)], port=port, env=s3_env):
+    args = ["-m", "local.s3_server", "--port", str(port)]
+    with running(args, port=port, env=s3_env, output=s3_log):
         yield f"http://127.0.0.1:{port}"
 
 
