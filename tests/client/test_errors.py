@@ -190,3 +190,15 @@ def test_the_parts_request_carries_numbers_and_digests() -> None:
     urls = _client(handler, []).part_urls("f", {5: "b" * 64, 2: "a" * 64})
     assert bodies == [{"part_numbers": [2, 5], "sha256": {"5": "b" * 64, "2": "a" * 64}}]
     assert [(u.number, u.url) for u in urls] == [(2, "http://s3/2"), (5, "http://s3/5")]
+
+
+def test_a_400_names_each_field_at_fault() -> None:
+    problem = {
+        "detail": "the upload request is invalid",
+        "errors": [{"field": "size", "message": "must be at least 1"}, {"field": "filename"}],
+    }
+    error = api_error(400, problem, "")
+    assert message(error) == (
+        "refused (400): the upload request is invalid: size: must be at least 1;"
+        " filename: invalid"
+    )

@@ -10,12 +10,13 @@ and ``/ws`` to them as under ``make up``. Each process's output goes to ``<name>
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
+from local.front import DEFAULT_UPSTREAMS
 from tests.support.pipeline import Pipeline, pipeline
 from tests.support.processes import running
 from tests.support.waiting import free_port
@@ -26,8 +27,6 @@ FUNCTIONS = {
     "notify": "functions/notify/main.py",
     "webhooks": "functions/notify/main.py",
 }
-_PART_PUT = re.compile(r'"PUT [^ ]*[?&]partNumber=([0-9]+)[^ ]*[?&]uploadId=([^& ]+)')
-_PART_PUT_OTHER_ORDER = re.compile(r'"PUT [^ ]*[?&]uploadId=([^& ]+)[^ ]*[?&]partNumber=([0-9]+)')
 
 
 @dataclass(frozen=True)
@@ -71,8 +70,7 @@ def full_stack(service_env: Mapping[str, str], *, logs: Path, **overrides: str) 
                 output=logs / "gateway.log",
             )
         )
-        upstreams = {name: f"http://127.0.0.1:{ports[name]}" for name in FUNCTIONS}
-        upstreams["gateway"] = f"http://127.0.0.1:{gateway}"
+        upstreams = {name: f"http://127.0.0.1:{ports[name]}" for name in DEFAULT_UPSTREAMS}
         flags = [arg for item in upstreams.items() for arg in ("--upstream", "=".join(item))]
         stack.enter_context(
             running(
@@ -85,21 +83,18 @@ def full_stack(service_env: Mapping[str, str], *, logs: Path, **overrides: str) 
         yield Stack(f"http://127.0.0.1:{ports['front']}", pipe, logs)
 
 
-def part_puts(s3_log: Path, upload_id: str) -> list[int]:
-    """The part numbers of every UploadPart request of ``upload_id`` the S3 server logged
-    (werkzeug's request line, one JSON log record each), in order."""
+def part_puts(s3_log: Path, key: str) -> list[int]:
+    """The part numbers of every UploadPart request for the object ``key`` that the S3 server
+    logged (werkzeug's request line, one JSON record each), in the order they came."""
     numbers = []
     for line in s3_log.read_text(errors="replace").splitlines():
         try:
-            message = str(json.loads(line).get("message", ""))
+            request = str(json.loads(line).get("message", ""))
         except ValueError:
             continue
-        if match := _PART_PUT.search(message):
-            number, uploaded = match[1], match[2]
-        elif match := _PART_PUT_OTHER_ORDER.search(message):
-            uploaded, number = match[1], match[2]
-        else:
-            continue
-        if uploaded == upload_id:
-            numbers.append(int(number))
+        method, _, rest = request.strip('"').partition(" ")
+        target = urlsplit(rest.split(" ", 1)[0])
+        query = parse_qs(target.query)
+        if method == "PUT" and target.path.endswith(f"/{key}") and "partNumber" in query:
+            numbers.append(int(query["partNumber"][0]))
     return numbers

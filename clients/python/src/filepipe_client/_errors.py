@@ -86,6 +86,13 @@ class IntegrityError(FilepipeError, ValueError):
 def api_error(status: int, problem: dict[str, Any], text: str) -> ApiError:
     """The ``ApiError`` subclass for an error answer (``problem``: its JSON body, if any)."""
     detail = str(problem.get("detail") or problem.get("title") or text.strip() or status)
+    faults = problem.get("errors")
+    if isinstance(faults, list) and faults:
+        detail += ": " + "; ".join(
+            f"{fault.get('field', '?')}: {fault.get('message', 'invalid')}"
+            for fault in faults
+            if isinstance(fault, dict)
+        )
     if status in (401, 403):
         return AuthenticationError(status, detail, problem)
     if status == 429:
