@@ -1,4 +1,5 @@
-"""query: ``GET /files``, ``GET /files/{id}`` (cached, ETag) and ``GET /files/{id}/logs``."""
+"""query: ``GET /files``, ``GET /files/{id}`` (cached, ETag), ``GET /files/{id}/logs``,
+``GET /files/{id}/download`` and ``DELETE /files/{id}``."""
 
 import functions_framework
 from flask import Request, Response

@@ -9,6 +9,9 @@ the URL creates its object once and cannot overwrite it afterwards.
 The presigned GET signs ``response-content-disposition`` and ``response-content-type``, so storage
 answers with the file's name as an attachment (RFC 6266, with an RFC 8187/5987 UTF-8 name) and the
 detected content type, and any change to them breaks the signature.
+
+``remove_object`` deletes an object and aborts every unfinished multipart upload of its key, so
+no byte of it stays stored (parts of an unfinished upload are stored, and billed, until aborted).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from urllib.parse import quote
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from filepipe import filenames
 from filepipe.config import Settings
@@ -153,6 +157,30 @@ def presign_get(
         HttpMethod="GET",
     )
     return url
+
+
+def remove_object(client: S3Client, bucket: str, key: str) -> int:
+    """Abort every unfinished multipart upload of exactly ``key`` (ListMultipartUploads by
+    prefix), then delete the object (absent already: nothing to do); returns how many uploads
+    were aborted. Aborting first, an upload that completes meanwhile is deleted with the rest.
+
+    botocore's errors propagate (but for an upload that ended meanwhile): the caller decides
+    whether they are an outage.
+    """
+    aborted = 0
+    for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=key):
+        for upload in page.get("Uploads", []):
+            if upload.get("Key") != key or "UploadId" not in upload:
+                continue
+            try:
+                client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload["UploadId"])
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":
+                    raise
+                continue
+            aborted += 1
+    client.delete_object(Bucket=bucket, Key=key)
+    return aborted
 
 
 def readinto_of(body: Any) -> Callable[[memoryview], int]:

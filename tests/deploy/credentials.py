@@ -3,7 +3,8 @@
 it does not use.
 
 Read in the code: presign signs upload URLs (S3) and writes rows (PostgreSQL); process reads
-objects (S3), locks and invalidates the cache (Redis); query caches (Redis) and signs cursors;
+objects (S3), locks and invalidates the cache (Redis); query caches (Redis), signs cursors and
+download URLs and deletes objects (S3);
 notify publishes to Redis and signs webhooks with endpoint secrets it decrypts; the webhooks API
 encrypts new endpoint secrets; the gateway checks API keys (PostgreSQL) and reads Redis pub/sub.
 No function speaks AMQP: only the broker (and, locally, its emulator) and MinIO do.
@@ -36,7 +37,7 @@ _S3 = {config.S3_ACCESS_KEY_ID, config.S3_SECRET_ACCESS_KEY}
 USES: dict[str, frozenset[str]] = {
     "presign": frozenset({config.DATABASE_URL, *_S3}),
     "process": frozenset({config.DATABASE_URL, config.REDIS_URL, *_S3}),
-    "query": frozenset({config.DATABASE_URL, config.REDIS_URL, config.CURSOR_SECRET}),
+    "query": frozenset({config.DATABASE_URL, config.REDIS_URL, config.CURSOR_SECRET, *_S3}),
     "notify": frozenset({config.DATABASE_URL, config.REDIS_URL, WEBHOOK_SECRET_KEYS}),
     "webhooks": frozenset({config.DATABASE_URL, WEBHOOK_SECRET_KEYS}),
     "gateway": frozenset({config.DATABASE_URL, config.REDIS_URL}),

@@ -27,7 +27,7 @@ FUNCTIONS = {
     "notify": "notify",
     "webhooks": "webhooks",
 }
-PUBLISHERS = {"presign", "process", "notify"}
+PUBLISHERS = {"presign", "process", "query", "notify"}
 SERVING = "serving.knative.dev/v1"
 UPSTREAM_VHOST = "nginx.ingress.kubernetes.io/upstream-vhost"
 QUEUE_PROXY_PORTS = {8012, 8013, 8022, 8112, 9090, 9091, 8008}

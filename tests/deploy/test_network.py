@@ -100,7 +100,7 @@ EXPECTED: dict[tuple[str, int], set[str]] = {
     **{(name, 9095): {"prometheus"} for name in FUNCTIONS},
     ("gateway", 8080): {"ingress-nginx"},
     ("gateway", 9095): {"prometheus"},
-    ("broker-ingress", 8080): {"presign", "process", "notify", "source-adapter"},
+    ("broker-ingress", 8080): {"presign", "process", "query", "notify", "source-adapter"},
     ("broker-ingress", 9090): {"prometheus"},
     ("dispatcher", 9090): {"prometheus"},
     ("dlq-dispatcher", 9090): {"prometheus"},
@@ -126,7 +126,7 @@ EXPECTED: dict[tuple[str, int], set[str]] = {
         "migrate",
     },
     ("redis", 6379): {"process", "query", "notify", "gateway"},
-    ("minio", 9000): {"presign", "process", "ingress-nginx"},
+    ("minio", 9000): {"presign", "process", "query", "ingress-nginx"},
     ("acme-solver", 8089): {"ingress-nginx"},
 }
 

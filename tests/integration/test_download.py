@@ -18,8 +18,8 @@ import requests
 from flask.testing import FlaskClient
 
 from filepipe.config import Settings
-from filepipe.storage import content_disposition, create_s3_client
-from tests.support.files import add_file, tenants
+from filepipe.storage import content_disposition
+from tests.support.files import add_file, file_with_object, tenants
 from tests.support.functions import function_app
 from tests.support.pipeline import Pipeline, pipeline
 from tests.support.uploads import put, request_upload
@@ -61,24 +61,6 @@ def download(client: FlaskClient, key: str, file_id: Any, **params: str) -> Any:
     )
 
 
-def processed_file(
-    conn: Conn, settings: Settings, tenant: str, data: bytes, **columns: Any
-) -> dict[str, Any]:
-    """A PROCESSED row whose object holds ``data`` (written with the functions' own client)."""
-    file_id = uuid.uuid4()
-    row = add_file(
-        conn,
-        tenant,
-        id=file_id,
-        key=f"{tenant}/{file_id}/object",
-        status="PROCESSED",
-        size_bytes=len(data),
-        **columns,
-    )
-    create_s3_client(settings).put_object(Bucket=row["bucket"], Key=row["key"], Body=data)
-    return row
-
-
 def test_a_processed_upload_downloads_its_exact_bytes_named_and_typed(
     pipe: Pipeline, presign: FlaskClient, api_key: str, conn: Conn
 ) -> None:
@@ -116,7 +98,9 @@ def test_redirect_true_answers_302_to_the_url(
     query: FlaskClient, conn: Conn, settings: Settings, make_tenant: Callable[[], tuple[str, str]]
 ) -> None:
     tenant, key = make_tenant()
-    row = processed_file(conn, settings, tenant, CSV, filename="sizes.csv", content_type="text/csv")
+    row = file_with_object(
+        conn, settings, tenant, CSV, filename="sizes.csv", content_type="text/csv"
+    )
 
     answer = download(query, key, row["id"], redirect="true")
 
@@ -151,7 +135,7 @@ def test_another_tenants_file_or_an_unknown_one_is_a_404(
 ) -> None:
     owner, _ = make_tenant()
     _, stranger_key = make_tenant()
-    row = processed_file(conn, settings, owner, CSV)
+    row = file_with_object(conn, settings, owner, CSV)
 
     for file_id in (row["id"], uuid.uuid4()):
         answer = download(query, stranger_key, file_id)
@@ -185,7 +169,7 @@ def test_an_expired_url_is_refused_by_storage(
     monkeypatch.setenv("FILEPIPE_DOWNLOAD_URL_EXPIRES", "1")
     query = function_app("query").test_client()
     tenant, key = make_tenant()
-    row = processed_file(conn, settings, tenant, CSV)
+    row = file_with_object(conn, settings, tenant, CSV)
 
     answer = download(query, key, row["id"])
 
@@ -210,7 +194,7 @@ def test_an_unsafe_filename_gives_a_safe_header(
     # Quotes, a backslash, a semicolon, percent-encoding, non-ASCII, fullwidth letters (NFKC
     # maps them), a Cyrillic look-alike a (U+0430), a division slash and a right-to-left override.
     name = 'say "hi"\\; 100%41 résumé \uff26\uff49\uff4c\uff45 \u0430\u2215b\u202egpj.exe'
-    row = processed_file(
+    row = file_with_object(
         conn, settings, tenant, CSV, filename=name, content_type="text/plain; charset=utf-8"
     )
 

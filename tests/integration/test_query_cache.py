@@ -51,13 +51,6 @@ def make_tenant(conn: Conn) -> Iterator[Callable[[], tuple[str, str]]]:
 
 
 @pytest.fixture
-def redis(settings: Settings) -> Iterator[Redis]:
-    client = Redis.from_url(settings.redis_url)
-    yield client
-    client.close()
-
-
-@pytest.fixture
 def rt(settings: Settings) -> Iterator[Runtime]:
     """The process function's runtime, in this process (no K_SINK: events stay in the outbox)."""
     built = Runtime.from_settings(replace(settings, reconcile_batch=1))

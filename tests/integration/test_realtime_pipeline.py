@@ -1,5 +1,6 @@
 """End to end: an upload through the broker, process and notify reaches its tenant's WebSocket
-client through Redis and the gateway, and never another tenant's."""
+client through Redis and the gateway, and never another tenant's; a deletion through the query
+function reaches the client and the tenant's webhook."""
 
 from __future__ import annotations
 
@@ -14,10 +15,14 @@ from flask.testing import FlaskClient
 from websockets.sync.client import ClientConnection, connect
 
 from filepipe import auth
+from filepipe.notify.webhooks.signing import new_secret
+from tests.support.functions import function_app
 from tests.support.pipeline import Pipeline, pipeline
 from tests.support.processes import running
+from tests.support.receiver import receiving
 from tests.support.uploads import put, request_upload
 from tests.support.waiting import free_port
+from tests.support.webhooks import verified
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +33,11 @@ Conn = psycopg.Connection[dict[str, Any]]
 def pipe(service_env: dict[str, str]) -> Iterator[Pipeline]:
     """The pipeline with the real notify function, and the gateway (``pipe.env["GATEWAY"]``)."""
     notify_port, gateway_port = free_port(), free_port()
-    env = {**service_env, "FILEPIPE_REDIS_URL": "redis://127.0.0.1:6379/0"}
+    env = {
+        **service_env,
+        "FILEPIPE_REDIS_URL": "redis://127.0.0.1:6379/0",
+        "FILEPIPE_WEBHOOK_ALLOW_LOOPBACK": "true",
+    }
     notify = ["-m", "filepipe.server", "--target", "notify", "--source"]
     with (
         running(
@@ -58,13 +67,13 @@ def upload(client: FlaskClient, key: str, text: str) -> str:
     return str(body["id"])
 
 
-def events_until_processed(ws: ClientConnection, file_id: str) -> list[dict[str, Any]]:
-    """Every event the client gets until ``file_id``'s ``file.processed`` (10 s each at most)."""
+def events_until(ws: ClientConnection, file_id: str, event_type: str) -> list[dict[str, Any]]:
+    """Every event the client gets until ``file_id``'s ``event_type`` (10 s each at most)."""
     received = []
     while True:
         event = json.loads(ws.recv(timeout=10))
         received.append(event)
-        if event["type"] == "file.processed" and event["subject"] == file_id:
+        if event["type"] == event_type and event["subject"] == file_id:
             return received
 
 
@@ -77,11 +86,38 @@ def test_an_upload_reaches_its_tenants_client_only(
         my_file = upload(presign, mine, "mine")
         their_file = upload(presign, theirs, "theirs")  # the marker their client waits for
 
-        mine_seen = events_until_processed(my_client, my_file)
-        theirs_seen = events_until_processed(their_client, their_file)
+        mine_seen = events_until(my_client, my_file, "file.processed")
+        theirs_seen = events_until(their_client, their_file, "file.processed")
 
     assert [e["type"] for e in mine_seen if e["subject"] == my_file][-1] == "file.processed"
     assert mine_seen[-1]["data"]["status"] == "PROCESSED"
     assert mine_seen[-1]["specversion"] == "1.0"
     assert all(e["subject"] != my_file for e in theirs_seen)
     assert all(e["data"]["tenant"] != mine_seen[-1]["data"]["tenant"] for e in theirs_seen)
+
+
+def test_a_deletion_reaches_the_tenants_client_and_webhook(
+    pipe: Pipeline, presign: FlaskClient, conn: Conn
+) -> None:
+    tenant = f"live-{uuid.uuid4().hex[:8]}"
+    key, secret = auth.create_key(conn, tenant), new_secret()
+    with receiving() as hooks, listen(pipe, key) as client:
+        conn.execute(
+            "INSERT INTO webhook_endpoints (id, tenant, url, secret, event_types)"
+            " VALUES (%s, %s, %s, %s, %s)",
+            (uuid.uuid4(), tenant, f"{hooks.url}/hook", secret, ["file.deleted"]),
+        )
+        file_id = upload(presign, key, "to be deleted")
+        events_until(client, file_id, "file.processed")
+        query = function_app("query").test_client()  # the presign runtime: the pipe's broker
+
+        answer = query.delete(f"/files/{file_id}", headers={"Authorization": f"Bearer {key}"})
+
+        assert answer.status_code == 204
+        deleted = events_until(client, file_id, "file.deleted")[-1]
+        [delivered] = hooks.wait_for("/hook")
+    assert deleted["source"] == "/filepipe/query"
+    assert deleted["data"]["status"] == "DELETED"
+    body = verified(secret, delivered)
+    assert (body["id"], body["type"]) == (deleted["id"], "file.deleted")
+    assert delivered.headers["webhook-id"] == deleted["id"]

@@ -1,4 +1,4 @@
-"""Rows of ``files`` written straight with SQL, for tests of what reads them."""
+"""Rows of ``files`` written straight with SQL (and their objects), for tests of what reads them."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from typing import Any
 import psycopg
 
 from filepipe import auth
+from filepipe.config import Settings
+from filepipe.storage import create_s3_client
 
 Conn = psycopg.Connection[dict[str, Any]]
 
@@ -59,6 +61,27 @@ def add_file(conn: Conn, tenant: str, **columns: Any) -> dict[str, Any]:
         values,
     ).fetchone()
     assert row is not None
+    return row
+
+
+def file_with_object(
+    conn: Conn, settings: Settings, tenant: str, data: bytes, **columns: Any
+) -> dict[str, Any]:
+    """A PROCESSED row (unless ``columns`` say otherwise) whose object holds ``data``, written
+    with the functions' own client."""
+    file_id = uuid.uuid4()
+    row = add_file(
+        conn,
+        tenant,
+        **{
+            "id": file_id,
+            "key": f"{tenant}/{file_id}/object",
+            "status": "PROCESSED",
+            "size_bytes": len(data),
+            **columns,
+        },
+    )
+    create_s3_client(settings).put_object(Bucket=row["bucket"], Key=row["key"], Body=data)
     return row
 
 

@@ -40,5 +40,6 @@ def file_row(**overrides: Any) -> FileRow:
         upload_id=None,
         part_size=None,
         deleted_at=None,
+        purged_at=None,
     )
     return dataclasses.replace(row, **overrides)

@@ -4,7 +4,8 @@
 - ``store``: every SQL statement on ``files`` and ``processing_logs`` but status changes;
 - ``transitions``: status changes as compare-and-set, with their log row and outbox event;
 - ``outbox``: events recorded with the change they report, published after commit;
-- ``after_commit`` and ``cache``: what follows a commit (cache invalidation, then publish).
+- ``after_commit`` and ``cache``: what follows a commit (cache invalidation, then publish);
+- ``purge``: clearing storage of a DELETED file.
 """
 
 from filepipe.files.model import FileRow, Status, representation

@@ -81,6 +81,9 @@ class FileRow:
     part_size: int | None
     """The size of every part but the last, for a file uploaded in parts."""
     deleted_at: datetime | None
+    """When the file was marked DELETED."""
+    purged_at: datetime | None
+    """When storage was last cleared of a DELETED file's object and unfinished uploads."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", Status(self.status))
@@ -109,4 +112,5 @@ def representation(file: FileRow) -> dict[str, Any]:
         "created_at": iso(file.created_at),
         "updated_at": iso(file.updated_at),
         "processed_at": iso(file.processed_at),
+        "deleted_at": iso(file.deleted_at),
     }

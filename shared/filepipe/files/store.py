@@ -3,7 +3,8 @@
 Reads load typed rows (``FileRow``, psycopg's ``class_row``). Tenant-scoped reads are served by
 an index (``migrations/``): a page of a tenant's files by ``files_tenant_*_created`` in keyset
 order ``created_at DESC, id DESC`` (so a deep page costs what the first one does), a file by its
-primary key, a log by ``processing_logs_file``.
+primary key, a log by ``processing_logs_file``, DELETED files still to purge by
+``files_deleted_unpurged``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,13 @@ It must stay the exact expression of the ``files_tenant_type_created`` index (mi
 LOGS_STATEMENT = (
     "SELECT id, from_status, to_status, message, trace_id, created_at"
     " FROM processing_logs WHERE file_id = %s ORDER BY id"
+)
+
+UNPURGED_STATEMENT = (
+    "SELECT * FROM files WHERE status = 'DELETED'"
+    " AND (purged_at IS NULL OR purged_at <= upload_expires_at)"  # files_deleted_unpurged's
+    " AND (purged_at IS NULL OR upload_expires_at < %s)"
+    " ORDER BY deleted_at LIMIT %s"
 )
 
 
@@ -175,6 +183,21 @@ def pending_since(conn: Connection[Any], before: datetime, limit: int) -> list[F
         ).fetchall()
 
 
+def unpurged(conn: Connection[Any], expired_before: datetime, limit: int) -> list[FileRow]:
+    """DELETED files whose storage may still hold something, longest deleted first: never
+    purged, or purged while their upload URL was still valid and it expired before
+    ``expired_before``."""
+    with conn.cursor(row_factory=class_row(FileRow)) as cur:
+        return cur.execute(UNPURGED_STATEMENT, (expired_before, limit)).fetchall()
+
+
+def mark_purged(conn: Connection[Any], file_id: uuid.UUID) -> None:
+    """Note that storage has just been cleared of the DELETED file's object and uploads."""
+    conn.execute(
+        "UPDATE files SET purged_at = now() WHERE id = %s AND status = 'DELETED'", (file_id,)
+    )
+
+
 _FILTER_CONDITIONS: dict[str, sql.Composable] = {
     "status": sql.SQL("status = %(status)s"),
     "content_type": sql.SQL("{} = %(content_type)s").format(EFFECTIVE_TYPE),
@@ -189,8 +212,13 @@ _FILTER_CONDITIONS: dict[str, sql.Composable] = {
 def list_statement(
     tenant: str, filters: FileFilters, *, limit: int, after: Position | None = None
 ) -> tuple[sql.Composed, dict[str, Any]]:
-    """The statement and parameters of one page: at most ``limit`` rows after ``after``."""
+    """The statement and parameters of one page: at most ``limit`` rows after ``after``.
+
+    DELETED files are left out unless ``filters.status`` asks for them.
+    """
     conditions: list[sql.Composable] = [sql.SQL("tenant = %(tenant)s")]
+    if filters.status is None:
+        conditions.append(sql.SQL("status <> 'DELETED'"))
     params: dict[str, Any] = {"tenant": tenant, "limit": limit}
     for name, condition in _FILTER_CONDITIONS.items():
         value = getattr(filters, name)

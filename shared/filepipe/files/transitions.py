@@ -48,6 +48,7 @@ class Change:
     findings: Findings | None = None
     error: str | None = None
     processed_at: datetime | None = None
+    deleted_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -71,10 +72,9 @@ def transition(
         }
         if change.findings.sha256 is not None:
             values["sha256"] = change.findings.sha256
-    if change.error is not None:
-        values["error"] = change.error
-    if change.processed_at is not None:
-        values["processed_at"] = change.processed_at
+    for name in ("error", "processed_at", "deleted_at"):
+        if (value := getattr(change, name)) is not None:
+            values[name] = value
     assignments = sql.SQL("").join(
         sql.SQL(", {} = {}").format(sql.Identifier(name), sql.Placeholder(name)) for name in values
     )

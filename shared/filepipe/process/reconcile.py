@@ -1,8 +1,9 @@
 """The periodic reconcile (PingSource): what makes at-least-once delivery end somewhere.
 
 It publishes events left unpublished, re-drives PENDING files whose object exists but whose
-notification never came (by sending the broker a notification for it), and expires PENDING rows
-whose upload URL expired with no object.
+notification never came (by sending the broker a notification for it), expires PENDING rows
+whose upload URL expired with no object, and clears storage of DELETED files that still may hold
+something (``purge_deleted``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from filepipe.events import Event, PublishError
 from filepipe.files import outbox, store
 from filepipe.files.model import FileRow, Status
+from filepipe.files.purge import purge
 from filepipe.files.transitions import Change, apply
 from filepipe.process.bucket_events import RABBITMQ_EVENT, redrive_notification
 from filepipe.process.verify import SOURCE, StorageUnavailable
@@ -33,6 +35,7 @@ class ReconcileReport:
     published: int
     redriven: int
     expired: int
+    purged: int
 
 
 def reconcile(rt: Runtime, now: datetime | None = None) -> ReconcileReport:
@@ -50,9 +53,29 @@ def reconcile(rt: Runtime, now: datetime | None = None) -> ReconcileReport:
             redriven += _redrive(rt, file, head)
         elif file.upload_expires_at < now - grace:
             expired += _expire(rt, file)
-    report = ReconcileReport(published, redriven, expired)
+    report = ReconcileReport(published, redriven, expired, purge_deleted(rt, now - grace))
     log.info("reconciled", extra=report.__dict__)
     return report
+
+
+def purge_deleted(rt: Runtime, expired_before: datetime) -> int:
+    """Clear storage of DELETED files whose clean-up failed, or whose upload URL, valid when they
+    were deleted, expired before ``expired_before`` (``filepipe.files.purge``); returns how many
+    were purged.
+
+    A failure is logged and leaves the file for the next run.
+    """
+    with rt.pool.connection() as conn:
+        files = store.unpurged(conn, expired_before, rt.settings.reconcile_batch)
+    purged = 0
+    for file in files:
+        try:
+            purge(rt.pool, rt.s3, file)
+        except (ClientError, BotoCoreError) as exc:
+            log.warning("purge failed", extra={"file_id": str(file.id), "error": str(exc)})
+            continue
+        purged += 1
+    return purged
 
 
 def _head(rt: Runtime, file: FileRow) -> dict[str, Any] | None:

@@ -9,7 +9,10 @@ file re-publishes its events and changes nothing, unless the file was PROCESSED 
 notification's size or ETag differ from the recorded ones: the object changed after it was
 verified, so it is verified again; the same bytes keep the file PROCESSED (the change is logged),
 other bytes make it QUARANTINED (``file.quarantined``, with the reason). Verified bytes never
-silently change. Transient failures raise ``DependencyError`` so the broker retries; when retries
+silently change. A DELETED file is left alone: a notification for it is ignored (nothing is
+changed or re-published), and a file deleted while being processed stays DELETED (the
+compare-and-set that would move it on fails, as may reading its removed object; the worker then
+stops). Transient failures raise ``DependencyError`` so the broker retries; when retries
 run out the dead-letter sink marks the file FAILED.
 """
 
@@ -82,15 +85,20 @@ def changed_since_verified(file: FileRow, record: ObjectCreated) -> bool:
 
 def _process(rt: Runtime, found: FileRow) -> Status:
     if found.status.settled:
-        return _republish(rt, found)
+        return _already_settled(rt, found)
     with FileLock(rt.redis, str(found.id), ttl=rt.settings.lock_ttl) as lock:
         started = perf_counter()
         file = _reload(rt, found)
         if file.status.settled:
-            return _republish(rt, file)
-        file = _start(rt, file)
-        inspection, verdict, findings = _verify(rt, file, lock)
-        status = _settle(rt, file, inspection, verdict, findings)
+            return _already_settled(rt, file)
+        try:
+            file = _start(rt, file)
+            inspection, verdict, findings = _verify(rt, file, lock)
+            status = _settle(rt, file, inspection, verdict, findings)
+        except (ConcurrentChange, StorageUnavailable):
+            if not _deleted_meanwhile(rt, file):
+                raise
+            return Status.DELETED
         recorded = metrics.get()
         recorded.files_settled.labels(status).inc()
         recorded.processing_duration.labels(status).observe(perf_counter() - started)
@@ -124,35 +132,61 @@ def _reverify(rt: Runtime, found: FileRow) -> Status:
     with FileLock(rt.redis, str(found.id), ttl=rt.settings.lock_ttl) as lock:
         file = _reload(rt, found)
         if file.status != Status.PROCESSED:
-            return _republish(rt, file)
-        inspection, verdict, findings = _verify(rt, file, lock)
-        if verdict.status == Status.PROCESSED and inspection.sha256 == file.sha256:
-            change = Change(
-                Status.PROCESSED, "object rewritten with the verified bytes", findings=findings
-            )
-        else:
-            reason = verdict.reason or f"sha256 {inspection.sha256} differs from {file.sha256}"
-            reason = f"object changed after verification: {reason}"
-            change = Change(
-                Status.QUARANTINED,
-                reason,
-                events.FILE_QUARANTINED,
-                details={
-                    "reason": reason,
-                    "verified_sha256": file.sha256,
-                    "sha256": inspection.sha256,
-                    "size": inspection.size,
-                },
-                findings=findings,
-                error=reason,
-            )
-        settled = _step(rt, file, change)
+            return _already_settled(rt, file)
+        try:
+            settled = _requalify(rt, file, lock)
+        except (ConcurrentChange, StorageUnavailable):
+            if not _deleted_meanwhile(rt, file):
+                raise
+            return Status.DELETED
     log.warning(
         "object changed after verification",
-        extra={"file_id": str(file.id), "status": settled.status, "etag": findings.etag},
+        extra={"file_id": str(file.id), "status": settled.status, "etag": settled.etag},
     )
     metrics.get().files_settled.labels(settled.status).inc()
     return settled.status
+
+
+def _requalify(rt: Runtime, file: FileRow, lock: FileLock) -> FileRow:
+    """Verify a PROCESSED file's object again: PROCESSED with the same bytes, else QUARANTINED."""
+    inspection, verdict, findings = _verify(rt, file, lock)
+    if verdict.status == Status.PROCESSED and inspection.sha256 == file.sha256:
+        change = Change(
+            Status.PROCESSED, "object rewritten with the verified bytes", findings=findings
+        )
+    else:
+        reason = verdict.reason or f"sha256 {inspection.sha256} differs from {file.sha256}"
+        reason = f"object changed after verification: {reason}"
+        change = Change(
+            Status.QUARANTINED,
+            reason,
+            events.FILE_QUARANTINED,
+            details={
+                "reason": reason,
+                "verified_sha256": file.sha256,
+                "sha256": inspection.sha256,
+                "size": inspection.size,
+            },
+            findings=findings,
+            error=reason,
+        )
+    return _step(rt, file, change)
+
+
+def _already_settled(rt: Runtime, file: FileRow) -> Status:
+    """Re-publish a settled file's events; a DELETED file's notification is ignored."""
+    if file.status is Status.DELETED:
+        log.info("file deleted; notification ignored", extra={"file_id": str(file.id)})
+        return file.status
+    return _republish(rt, file)
+
+
+def _deleted_meanwhile(rt: Runtime, file: FileRow) -> bool:
+    """Whether ``file`` was deleted while being worked on (what failed then is to be ignored)."""
+    if _reload(rt, file).status is not Status.DELETED:
+        return False
+    log.info("file deleted while being processed; left DELETED", extra={"file_id": str(file.id)})
+    return True
 
 
 def _republish(rt: Runtime, file: FileRow) -> Status:

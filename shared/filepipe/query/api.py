@@ -1,13 +1,15 @@
 """The query function's HTTP API: ``GET /files``, ``GET /files/{id}``, ``GET /files/{id}/logs``,
-``GET /files/{id}/download``.
+``GET /files/{id}/download``, ``DELETE /files/{id}``.
 
 Every route sees only the caller's tenant's files (another tenant's file is a 404). ``GET /files``
 pages newest first with signed keyset cursors (``cursors``); ``GET /files/{id}`` is served
 cache-aside from Redis (``cache``; the API key's tenant is cached too, so a hit touches no
 database) with an ETag from the file's id and version, so ``If-None-Match`` answers 304.
 ``GET /files/{id}/download`` issues a short-lived presigned GET of a PROCESSED file (``download``),
-as JSON or, with ``?redirect=true``, as a 302. The API's document is served at
-``GET /openapi.json``.
+as JSON or, with ``?redirect=true``, as a 302. ``DELETE /files/{id}`` marks the file DELETED and
+clears its storage (``delete``), answering 204 every time. ``GET /files`` leaves DELETED files
+out unless ``status=DELETED``; ``GET /files/{id}`` still shows them. The API's document is
+served at ``GET /openapi.json``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from filepipe import auth, openapi, runtime
 from filepipe.errors import NotFound
 from filepipe.files import representation, store
 from filepipe.files.store import Position
-from filepipe.query import download
+from filepipe.query import delete, download
 from filepipe.query.cache import ReadCache
 from filepipe.query.cursors import CursorCodec, codec_for, scope_digest
 from filepipe.query.params import PARAMETERS, parse_list_query
@@ -142,6 +144,11 @@ def get_file_download(request: Request, tenant: str, id: uuid.UUID) -> Response:
     return json_response({"url": issued.url, "expires_at": iso(issued.expires_at)}, headers=headers)
 
 
+def delete_file(request: Request, tenant: str, id: uuid.UUID) -> Response:
+    delete.delete_file(_current().runtime, tenant, id)
+    return Response(status=204)
+
+
 def etag(file: dict[str, Any]) -> str:
     """The entity tag of a file representation: its id and version (bumped by every change)."""
     return f"{file['id']}.v{file['version']}"
@@ -162,6 +169,7 @@ api = Api(
     [
         Route("GET", "/files", get_files, query=PARAMETERS),
         Route("GET", "/files/{id}", get_file),
+        Route("DELETE", "/files/{id}", delete_file),
         Route("GET", "/files/{id}/logs", get_file_logs),
         Route("GET", "/files/{id}/download", get_file_download, query=download.PARAMETERS),
         Route("GET", "/openapi.json", lambda request: openapi.response("query"), public=True),
