@@ -80,8 +80,12 @@ class _Watcher:
         self.proc = cli.start("watch", *args)
         self.lines: list[str] = []
         self.opened = threading.Event()
-        threading.Thread(target=self._read_stdout, daemon=True).start()
-        threading.Thread(target=self._read_stderr, daemon=True).start()
+        self.readers = [
+            threading.Thread(target=self._read_stdout, daemon=True),
+            threading.Thread(target=self._read_stderr, daemon=True),
+        ]
+        for reader in self.readers:
+            reader.start()
 
     def _read_stdout(self) -> None:
         assert self.proc.stdout is not None
@@ -95,12 +99,20 @@ class _Watcher:
                 self.opened.set()
 
     def stop(self) -> int:
+        """Ctrl-C; the exit code once the command and its output have ended."""
         self.proc.send_signal(signal.SIGINT)
         try:
-            return self.proc.wait(10)
+            code = self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             raise
+        finally:
+            for reader in self.readers:
+                reader.join(10)
+            for stream in (self.proc.stdout, self.proc.stderr):
+                assert stream is not None
+                stream.close()
+        return code
 
 
 def _processed_seen(watcher: _Watcher, file_id: str) -> None:

@@ -10,8 +10,10 @@ and ``/ws`` to them as under ``make up``. Each process's output goes to ``<name>
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -27,6 +29,7 @@ FUNCTIONS = {
     "notify": "functions/notify/main.py",
     "webhooks": "functions/notify/main.py",
 }
+_PUT = re.compile(r'"PUT (\S+) HTTP/[0-9.]+"')
 
 
 @dataclass(frozen=True)
@@ -50,37 +53,44 @@ def full_stack(service_env: Mapping[str, str], *, logs: Path, **overrides: str) 
                 **overrides,
             )
         )
-        for name, source in FUNCTIONS.items():
-            port = ports[name]
-            serve = ["-m", "filepipe.server", "--target", name, "--source", source]
-            stack.enter_context(
-                running(
-                    [*serve, "--host", "127.0.0.1", "--port", str(port)],
-                    port=port,
-                    env=pipe.env,
-                    output=logs / f"{name}.log",
-                )
-            )
-        gateway = ports["gateway"]
-        stack.enter_context(
-            running(
-                ["-m", "filepipe.notify.gateway", "--host", "127.0.0.1", "--port", str(gateway)],
-                port=gateway,
-                env=pipe.env,
-                output=logs / "gateway.log",
-            )
-        )
+        commands = {
+            name: ["-m", "filepipe.server", "--target", name, "--source", source, "--host"]
+            for name, source in FUNCTIONS.items()
+        }
+        commands["gateway"] = ["-m", "filepipe.notify.gateway", "--host"]
         upstreams = {name: f"http://127.0.0.1:{ports[name]}" for name in DEFAULT_UPSTREAMS}
         flags = [arg for item in upstreams.items() for arg in ("--upstream", "=".join(item))]
-        stack.enter_context(
+        commands["front"] = ["-m", "local.front", *flags, "--host"]
+        started = [
             running(
-                ["-m", "local.front", "--port", str(ports["front"]), *flags],
-                port=ports["front"],
+                [*args, "127.0.0.1", "--port", str(ports[name])],
+                port=ports[name],
                 env=pipe.env,
-                output=logs / "front.log",
+                output=logs / f"{name}.log",
             )
-        )
+            for name, args in commands.items()
+        ]
+        _enter_together(stack, started)
         yield Stack(f"http://127.0.0.1:{ports['front']}", pipe, logs)
+
+
+def _enter_together(stack: ExitStack, managers: Sequence[AbstractContextManager[object]]) -> None:
+    """Enter ``managers`` at once (each in a thread: they start a process and wait for it); the
+    ones entered are exited together, at once too, when ``stack`` closes. The first failure to
+    enter is raised."""
+    with ThreadPoolExecutor(len(managers)) as pool:
+        entering = [(manager, pool.submit(manager.__enter__)) for manager in managers]
+    entered = [manager for manager, future in entering if future.exception() is None]
+
+    def exit_together() -> None:
+        with ThreadPoolExecutor(len(managers)) as closing:
+            for manager in entered:
+                closing.submit(manager.__exit__, None, None, None)
+
+    stack.callback(exit_together)
+    errors = [error for _, future in entering if (error := future.exception()) is not None]
+    if errors:
+        raise errors[0]
 
 
 def part_puts(s3_log: Path, key: str) -> list[int]:
@@ -89,12 +99,13 @@ def part_puts(s3_log: Path, key: str) -> list[int]:
     numbers = []
     for line in s3_log.read_text(errors="replace").splitlines():
         try:
-            request = str(json.loads(line).get("message", ""))
+            message = str(json.loads(line).get("message", ""))
         except ValueError:
             continue
-        method, _, rest = request.strip('"').partition(" ")
-        target = urlsplit(rest.split(" ", 1)[0])
+        if not (request := _PUT.search(message)):
+            continue
+        target = urlsplit(request[1])
         query = parse_qs(target.query)
-        if method == "PUT" and target.path.endswith(f"/{key}") and "partNumber" in query:
+        if target.path.endswith(f"/{key}") and "partNumber" in query:
             numbers.append(int(query["partNumber"][0]))
     return numbers
