@@ -2,16 +2,17 @@
 
 The file is read once, in part order, on the calling thread: each part's bytes feed the
 whole-file SHA-256 and their own, and a part that storage holds already (a resumed upload) is
-read but not sent, its digest compared with the stored one when the server knows it. At most
-``concurrency`` parts are held in memory, each from its read until storage has it; the URLs of
-the parts read while a slot was free are asked for in one request, with their digests, which
-storage checks. A part that fails is sent again with a fresh URL (``PART_ATTEMPTS`` times),
+read but not sent, and compared with the stored one (by SHA-256 when the server lists it, else
+by the part's ETag when that is its MD5). At most ``concurrency`` parts are held in memory,
+each from its read until storage has it; the URLs of the parts read while a slot was free are
+asked for in one request, with their digests, which storage checks. A part that fails is sent again with a fresh URL (``PART_ATTEMPTS`` times),
 never the whole file.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -34,6 +35,7 @@ SEND_PIECE = 256 * 1024
 MAX_BATCH = 1000
 """Part numbers one ``POST /uploads/{id}/parts`` may ask for."""
 PART_ATTEMPTS = 5
+_MD5 = re.compile(r"[0-9a-f]{32}")
 
 
 class Progress(Protocol):
@@ -182,22 +184,32 @@ class PartSender:
         self, source: BinaryIO, span: PartSpan, known: StoredPart, whole: hashlib._Hash
     ) -> None:
         """Read a stored part into the whole digest; ``IntegrityError`` if it changed."""
-        digest = hashlib.sha256()
+        digest, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
         left = span.length
         while left:
             piece = source.read(min(READ_PIECE, left))
             if not piece:
                 break
             left -= len(piece)
-            digest.update(piece)
-            whole.update(piece)
-        changed = known.size != span.length or left
-        if changed or (known.sha256 is not None and known.sha256 != digest.hexdigest()):
+            for each in (digest, md5, whole):
+                each.update(piece)
+        if known.size != span.length or left or not _same(known, digest, md5):
             raise IntegrityError(
                 f"{self.path} changed since its upload began (part {span.number} differs from"
                 " the stored one); start over with --restart"
             )
         self.progress.advance(self.path, span.length)
+
+
+def _same(known: StoredPart, sha256: hashlib._Hash, md5: hashlib._Hash) -> bool:
+    """Whether a part read from disk is the stored one: by its SHA-256 when storage lists it,
+    else by its ETag when that is a plain MD5 (S3's, MinIO's and moto's for unencrypted parts)."""
+    if known.sha256 is not None:
+        return known.sha256 == sha256.hexdigest()
+    etag = known.etag.strip('"').lower()
+    if _MD5.fullmatch(etag):
+        return etag == md5.hexdigest()
+    return True
 
 
 def _read_exactly(source: BinaryIO, length: int) -> bytes:
