@@ -39,6 +39,9 @@ MAX_UPLOAD_BYTES = "FILEPIPE_MAX_UPLOAD_BYTES"
 ALLOWED_CONTENT_TYPES = "FILEPIPE_ALLOWED_CONTENT_TYPES"
 UPLOAD_URL_EXPIRES = "FILEPIPE_UPLOAD_URL_EXPIRES"
 DOWNLOAD_URL_EXPIRES = "FILEPIPE_DOWNLOAD_URL_EXPIRES"
+MULTIPART_THRESHOLD = "FILEPIPE_MULTIPART_THRESHOLD"
+PART_SIZE = "FILEPIPE_PART_SIZE"
+MULTIPART_EXPIRES = "FILEPIPE_MULTIPART_EXPIRES"
 MIGRATIONS_DIR = "FILEPIPE_MIGRATIONS_DIR"
 LOG_LEVEL = "FILEPIPE_LOG_LEVEL"
 LOCK_TTL = "FILEPIPE_LOCK_TTL"
@@ -67,6 +70,11 @@ MAX_REQUEST_BYTES = "FILEPIPE_MAX_REQUEST_BYTES"
 
 S3_SINGLE_PUT_LIMIT = 5 * 1024**3
 """S3 and MinIO refuse a single PUT above 5 GiB, so a presigned PUT can't be larger."""
+S3_MAX_OBJECT = 5 * 1024**4
+"""S3's largest object (5 TiB), uploaded in parts."""
+S3_PART_SIZES = (5 * 1024**2, 5 * 1024**3)
+"""S3's smallest and largest part of a multipart upload (5 MiB, 5 GiB; the last may be smaller)."""
+MULTIPART_MAX_EXPIRES = 30 * 24 * 3600
 MAX_REQUEST_BYTES_RANGE = (1024, 64 * 1024**2)
 """``max_request_bytes`` may be set between 1 KiB and 64 MiB."""
 SIGV4_MAX_EXPIRES = 7 * 24 * 3600
@@ -124,7 +132,13 @@ class Settings:
     s3_notify_exchange: str = "minio-events"
     k_sink: str | None = None
     publish_timeout: float = 5.0
-    max_upload_bytes: int = 1024**3
+    max_upload_bytes: int = S3_MAX_OBJECT
+    multipart_threshold: int = 64 * 1024**2
+    """Uploads of at least this many bytes are multipart unless the request says otherwise."""
+    part_size: int = 16 * 1024**2
+    """The default part size, raised for files that would need more than 10,000 parts."""
+    multipart_expires: int = 86400
+    """Seconds a multipart upload stays open (its parts' URLs never outlive it)."""
     allowed_content_types: tuple[str, ...] = DEFAULT_ALLOWED_CONTENT_TYPES
     upload_url_expires: int = 900
     download_url_expires: int = 300
@@ -230,6 +244,9 @@ _ENV_NAMES = {
     "allowed_content_types": ALLOWED_CONTENT_TYPES,
     "upload_url_expires": UPLOAD_URL_EXPIRES,
     "download_url_expires": DOWNLOAD_URL_EXPIRES,
+    "multipart_threshold": MULTIPART_THRESHOLD,
+    "part_size": PART_SIZE,
+    "multipart_expires": MULTIPART_EXPIRES,
     "migrations_dir": MIGRATIONS_DIR,
     "log_level": LOG_LEVEL,
     "lock_ttl": LOCK_TTL,
@@ -273,6 +290,7 @@ def _validate(s: Settings) -> None:
         _url(name, getattr(s, name), schemes)
     levels = logging.getLevelNamesMapping()
     low, high = MAX_REQUEST_BYTES_RANGE
+    min_part, max_part = S3_PART_SIZES
     bucket = s.s3_bucket
     checks = [
         ("db_pool_min", s.db_pool_min >= 0, "must be at least 0"),
@@ -292,8 +310,14 @@ def _validate(s: Settings) -> None:
          "must be at least 1"),
         ("allowed_origins", all(map(values.ORIGIN.fullmatch, s.allowed_origins)),
          "entries must each be an origin, scheme://host[:port] (no path), or *"),
-        ("max_upload_bytes", 1 <= s.max_upload_bytes <= S3_SINGLE_PUT_LIMIT,
+        ("max_upload_bytes", 1 <= s.max_upload_bytes <= S3_MAX_OBJECT,
+         f"must be between 1 and {S3_MAX_OBJECT} (5 TiB, an S3 object)"),
+        ("multipart_threshold", 1 <= s.multipart_threshold <= S3_SINGLE_PUT_LIMIT,
          f"must be between 1 and {S3_SINGLE_PUT_LIMIT} (5 GiB, one S3 PUT)"),
+        ("part_size", min_part <= s.part_size <= max_part,
+         f"must be between {min_part} (5 MiB) and {max_part} (5 GiB), S3's part sizes"),
+        ("multipart_expires", 60 <= s.multipart_expires <= MULTIPART_MAX_EXPIRES,
+         f"must be between 60 and {MULTIPART_MAX_EXPIRES} seconds (30 days)"),
         ("upload_url_expires", 1 <= s.upload_url_expires <= SIGV4_MAX_EXPIRES,
          f"must be between 1 and {SIGV4_MAX_EXPIRES} seconds (7 days, SigV4)"),
         ("download_url_expires", 1 <= s.download_url_expires <= DOWNLOAD_MAX_EXPIRES,

@@ -83,6 +83,16 @@ def _add_files(conn: Conn, tenant: str) -> list[str]:
             (row["id"], tenant, row["id"], tenant, status, "0" * 32),
         )
         ids.append(str(row["id"]))
+    multipart = add_file(
+        conn,
+        tenant,
+        filename="contract parts.pdf",
+        declared_size=12 * 1024**2,
+        upload_id="contract-upload",
+        part_size=5 * 1024**2,
+        upload_expires_at=now + timedelta(days=1),
+    )
+    ids.append(str(multipart["id"]))
     return ids
 
 

@@ -6,12 +6,18 @@ They keep *positive* cases valid where the document can only say so in prose, so
 - ``x-filepipe-max-utf8-bytes``: a filename longer than 255 bytes of UTF-8 is dropped;
 - ``x-filepipe-max-json-bytes``: metadata longer than 2048 bytes as JSON is dropped;
 - ``GET /files``: a ``cursor`` is only valid if the server issued it (it is removed), and
-  ``created_after`` must be earlier than ``created_before`` (the latter is removed if not).
+  ``created_after`` must be earlier than ``created_before`` (the latter is removed if not);
+- ``POST /uploads``: a ``part_size`` needs a multipart upload (``multipart: true``, or a size
+  from ``FILEPIPE_MULTIPART_THRESHOLD`` on) of at most 10,000 such parts (else dropped);
+- ``POST /uploads/{id}/parts``: part numbers must be the upload's (the seeded multipart upload
+  has ``SEEDED_PARTS``): they are folded into 1 to that, and digests of parts not requested are
+  dropped.
 
 And half the drawn ids of positive cases are replaced by ids of the tenant's own files or endpoints
 (``FILEPIPE_CONTRACT_FILE_IDS``, ``FILEPIPE_CONTRACT_WEBHOOK_IDS``: comma-separated), so that reads
 succeed and their answers are checked too; the other half stay unknown (a 404). The seeded files
-have every status, so ``downloadFile`` answers both its 200 (or 302) and its 409.
+have every status, so ``downloadFile`` answers both its 200 (or 302) and its 409, and one is a
+PENDING multipart upload, which the multipart routes answer.
 """
 
 from __future__ import annotations
@@ -26,10 +32,18 @@ import schemathesis
 from schemathesis import Case, GenerationMode, HookContext
 from schemathesis.generation.meta import TestPhase
 
+MULTIPART_THRESHOLD = 64 * 1024**2
+"""``FILEPIPE_MULTIPART_THRESHOLD``'s default, which the contract run keeps."""
+SEEDED_PARTS = 3
+"""Parts of the tenant's seeded multipart upload (``conftest.py``: 12 MiB in 5 MiB parts)."""
 _ID_SOURCES = {
     "getFile": "FILEPIPE_CONTRACT_FILE_IDS",
     "getFileLogs": "FILEPIPE_CONTRACT_FILE_IDS",
     "downloadFile": "FILEPIPE_CONTRACT_FILE_IDS",
+    "presignUploadParts": "FILEPIPE_CONTRACT_FILE_IDS",
+    "listUploadParts": "FILEPIPE_CONTRACT_FILE_IDS",
+    "completeUpload": "FILEPIPE_CONTRACT_FILE_IDS",
+    "abortUpload": "FILEPIPE_CONTRACT_FILE_IDS",
     "getWebhook": "FILEPIPE_CONTRACT_WEBHOOK_IDS",
     "deleteWebhook": "FILEPIPE_CONTRACT_WEBHOOK_IDS",
     "listWebhookDeliveries": "FILEPIPE_CONTRACT_WEBHOOK_IDS",
@@ -46,6 +60,7 @@ def filter_case(context: HookContext, case: Case[Any]) -> bool:
         return not (
             _too_many_bytes(case.body.get("filename"), 255)
             or (isinstance(metadata, dict) and len(json.dumps(metadata).encode()) > 2048)
+            or _impossible_parts(case.body)
         )
     if operation == "listFiles" and case.query:
         return not _too_many_bytes(case.query.get("filename"), 255)
@@ -62,6 +77,8 @@ def map_case(context: HookContext, case: Case[Any]) -> Case[Any]:
         after, before = case.query.get("created_after"), case.query.get("created_before")
         if after is not None and before is not None and not _earlier(after, before):
             del case.query["created_before"]
+    if operation == "presignUploadParts" and isinstance(case.body, dict):
+        case.body = _folded(case.body)
     source = _ID_SOURCES.get(operation)
     drawn = _uuid((case.path_parameters or {}).get("id"))
     linked = case.meta is not None and case.meta.phase.name == TestPhase.STATEFUL  # a real id
@@ -71,6 +88,28 @@ def map_case(context: HookContext, case: Case[Any]) -> Case[Any]:
             chosen = existing[drawn.int // 2 % len(existing)]
             case.path_parameters = {**(case.path_parameters or {}), "id": chosen}
     return case
+
+
+def _impossible_parts(body: dict[str, Any]) -> bool:
+    part_size, size = body.get("part_size"), body.get("size")
+    if not isinstance(part_size, int | float) or not isinstance(size, int | float):
+        return False
+    below = body.get("multipart") is None and size < MULTIPART_THRESHOLD
+    return below or size > part_size * 10_000
+
+
+def _folded(body: dict[str, Any]) -> dict[str, Any]:
+    """``part_numbers`` and ``sha256``'s keys folded into 1..``SEEDED_PARTS``, kept unique."""
+    numbers = body.get("part_numbers")
+    if not isinstance(numbers, list):
+        return body
+    folded = list(dict.fromkeys(int(n - 1) % SEEDED_PARTS + 1 for n in numbers))
+    digests = body.get("sha256")
+    result: dict[str, Any] = {**body, "part_numbers": folded}
+    if isinstance(digests, dict):
+        keys = {str((int(k) - 1) % SEEDED_PARTS + 1): v for k, v in digests.items()}
+        result["sha256"] = {k: v for k, v in keys.items() if int(k) in folded}
+    return result
 
 
 def _positive(case: Case[Any]) -> bool:

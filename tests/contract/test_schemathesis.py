@@ -38,7 +38,7 @@ pytestmark = pytest.mark.integration
 HERE = Path(__file__).parent
 FUNCTION_ENV = {
     "FILEPIPE_ALLOWED_CONTENT_TYPES": "*/*",
-    "FILEPIPE_MAX_UPLOAD_BYTES": str(5 * 1024**3),
+    "FILEPIPE_MAX_UPLOAD_BYTES": str(5 * 1024**4),
     "FILEPIPE_WEBHOOK_ALLOW_LOOPBACK": "true",
 }
 RUN_TIMEOUT = 300

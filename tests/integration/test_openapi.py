@@ -87,11 +87,43 @@ def test_presign_answers_as_documented(
         (presign_client.post("/uploads", json={"size": 0}, headers=auth), 400),
         (presign_client.post("/uploads", data="{", headers=auth, mimetype="application/json"), 400),
         (presign_client.post("/uploads", json=body), 401),
-        (presign_client.post("/uploads", json={**body, "size": 2 * 1024**4}, headers=auth), 413),
+        (presign_client.post("/uploads", json={**body, "size": 6 * 1024**4}, headers=auth), 413),
         (presign_client.post("/uploads", json={**body, "content_type": "x/y"}, headers=auth), 415),
     ):
         assert response.status_code == status, response.get_json()
         conforms(response, "presign", "/uploads", "POST")
+
+
+def test_the_multipart_routes_answer_as_documented(
+    presign_client: FlaskClient, key: tuple[str, str]
+) -> None:
+    auth = {"Authorization": f"Bearer {key[1]}"}
+    body = {"filename": "parts.pdf", "content_type": "application/pdf", "size": 6 * 1024**2}
+    created = presign_client.post("/uploads", json={**body, "multipart": True}, headers=auth)
+    conforms(created, "presign", "/uploads", "POST")
+    file_id = created.get_json()["id"]
+    single = presign_client.post("/uploads", json={**body, "multipart": False}, headers=auth)
+    single_id = single.get_json()["id"]
+    digest = {"1": hashlib.sha256(b"part").hexdigest()}
+    parts = f"/uploads/{file_id}/parts"
+    complete = f"/uploads/{file_id}/complete"
+    answers = [
+        (presign_client.post(parts, json={"part_numbers": [1], "sha256": digest}, headers=auth),
+         parts, "POST", 200),
+        (presign_client.post(parts, json={"part_numbers": [3]}, headers=auth), parts, "POST", 400),
+        (presign_client.get(parts, headers=auth), parts, "GET", 200),
+        (presign_client.post(complete, json={"parts": [{"number": 1, "etag": '"x"'}]},
+                             headers=auth), complete, "POST", 422),
+        (presign_client.delete(f"/uploads/{file_id}", headers=auth), "/uploads/{id}", "DELETE",
+         204),
+        (presign_client.get(parts, headers=auth), parts, "GET", 409),
+        (presign_client.delete(f"/uploads/{single_id}", headers=auth), "/uploads/{id}", "DELETE",
+         409),
+        (presign_client.get(f"/uploads/{uuid.uuid4()}/parts", headers=auth), parts, "GET", 404),
+    ]  # fmt: skip
+    for response, path, method, status in answers:
+        assert response.status_code == status, response.get_json()
+        conforms(response, "presign", path.replace(file_id, "{id}"), method)
 
 
 def test_query_answers_as_documented(

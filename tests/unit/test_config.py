@@ -41,7 +41,10 @@ def test_environment_is_parsed_by_type() -> None:
     "env",
     [
         {"FILEPIPE_MAX_UPLOAD_BYTES": "lots"},
-        {"FILEPIPE_MAX_UPLOAD_BYTES": str(6 * 1024**3)},
+        {"FILEPIPE_MAX_UPLOAD_BYTES": str(5 * 1024**4 + 1)},
+        {"FILEPIPE_PART_SIZE": str(5 * 1024**2 - 1)},
+        {"FILEPIPE_MULTIPART_THRESHOLD": str(5 * 1024**3 + 1)},
+        {"FILEPIPE_MULTIPART_EXPIRES": "59"},
         {"FILEPIPE_UPLOAD_URL_EXPIRES": "0"},
         {"FILEPIPE_ALLOWED_CONTENT_TYPES": ","},
         {"FILEPIPE_DB_POOL_MAX": "0"},

@@ -61,6 +61,9 @@ class NewFile:
     upload_expires_at: datetime
     traceparent: str | None
     created_at: datetime
+    upload_id: str | None = None
+    """The S3 UploadId of a multipart upload."""
+    part_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -100,8 +103,8 @@ def insert_pending(conn: Connection[Any], new: NewFile) -> FileRow | None:
             INSERT INTO files (id, tenant, bucket, key, filename, declared_content_type,
                                declared_size, declared_sha256, metadata, idempotency_key,
                                request_fingerprint, upload_expires_at, traceparent,
-                               created_at, updated_at)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                               created_at, updated_at, upload_id, part_size)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
             ON CONFLICT (tenant, idempotency_key) DO NOTHING
             RETURNING *
             """,
@@ -121,6 +124,8 @@ def insert_pending(conn: Connection[Any], new: NewFile) -> FileRow | None:
                 new.traceparent,
                 new.created_at,
                 new.created_at,
+                new.upload_id,
+                new.part_size,
             ),
         ).fetchone()
     if row is not None:
@@ -128,6 +133,27 @@ def insert_pending(conn: Connection[Any], new: NewFile) -> FileRow | None:
             conn, row, from_status=None, message="upload URL issued", traceparent=new.traceparent
         )
     return row
+
+
+def declare_sha256(conn: Connection[Any], file: FileRow, sha256: str) -> FileRow | None:
+    """Record the SHA-256 a PENDING file without one must have (compare-and-set on its version);
+    ``None`` if the file changed meanwhile."""
+    return _one(
+        conn,
+        "UPDATE files SET declared_sha256 = %s, version = version + 1, updated_at = now()"
+        " WHERE id = %s AND status = 'PENDING' AND version = %s AND declared_sha256 IS NULL"
+        " RETURNING *",
+        (sha256, file.id, file.version),
+    )
+
+
+def by_objects(conn: Connection[Any], bucket: str, keys: list[str]) -> dict[str, FileRow]:
+    """The files stored at ``keys`` of ``bucket``, by key."""
+    with conn.cursor(row_factory=class_row(FileRow)) as cur:
+        rows = cur.execute(
+            "SELECT * FROM files WHERE bucket = %s AND key = ANY(%s)", (bucket, keys)
+        ).fetchall()
+    return {row.key: row for row in rows}
 
 
 def add_log(

@@ -2,8 +2,9 @@
 
 It publishes events left unpublished, re-drives PENDING files whose object exists but whose
 notification never came (by sending the broker a notification for it), expires PENDING rows
-whose upload URL expired with no object, and clears storage of DELETED files that still may hold
-something (``purge_deleted``).
+whose upload URL expired with no object (aborting a multipart upload's parts), aborts every
+open multipart upload that no PENDING file records (orphaned parts are never kept), and clears
+storage of DELETED files that still may hold something (``purge_deleted``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from filepipe import multipart_storage
 from filepipe.events import Event, PublishError
 from filepipe.files import outbox, store
 from filepipe.files.model import FileRow, Status
@@ -36,6 +38,8 @@ class ReconcileReport:
     redriven: int
     expired: int
     purged: int
+    aborted: int
+    """Open multipart uploads aborted because no PENDING file records them."""
 
 
 def reconcile(rt: Runtime, now: datetime | None = None) -> ReconcileReport:
@@ -53,7 +57,9 @@ def reconcile(rt: Runtime, now: datetime | None = None) -> ReconcileReport:
             redriven += _redrive(rt, file, head)
         elif file.upload_expires_at < now - grace:
             expired += _expire(rt, file)
-    report = ReconcileReport(published, redriven, expired, purge_deleted(rt, now - grace))
+    purged = purge_deleted(rt, now - grace)
+    aborted = abort_orphaned_uploads(rt, now - grace)
+    report = ReconcileReport(published, redriven, expired, purged, aborted)
     log.info("reconciled", extra=report.__dict__)
     return report
 
@@ -118,5 +124,33 @@ def _redrive(rt: Runtime, file: FileRow, head: dict[str, Any]) -> int:
 
 
 def _expire(rt: Runtime, file: FileRow) -> int:
+    if file.upload_id is not None:
+        multipart_storage.abort(rt.s3, bucket=file.bucket, key=file.key, upload_id=file.upload_id)
     change = Change(Status.EXPIRED, EXPIRED_REASON, error=EXPIRED_REASON)
     return 0 if apply(rt, file, change, source=SOURCE) is None else 1
+
+
+def abort_orphaned_uploads(rt: Runtime, initiated_before: datetime) -> int:
+    """Abort the bucket's open multipart uploads (all pages) started before ``initiated_before``
+    that no PENDING file records: their file moved on, or never got recorded. Younger ones are
+    left alone (their file may not be committed yet)."""
+    bucket = rt.settings.s3_bucket
+    try:
+        uploads = [
+            upload
+            for upload in multipart_storage.open_uploads(rt.s3, bucket=bucket)
+            if upload.initiated < initiated_before
+        ]
+    except (ClientError, BotoCoreError) as exc:
+        raise StorageUnavailable(f"cannot list the multipart uploads of {bucket}") from exc
+    with rt.pool.connection() as conn:
+        files = store.by_objects(conn, bucket, sorted({upload.key for upload in uploads}))
+    aborted = 0
+    for upload in uploads:
+        file = files.get(upload.key)
+        if file is None or file.status != Status.PENDING or file.upload_id != upload.upload_id:
+            aborted += multipart_storage.abort(
+                rt.s3, bucket=bucket, key=upload.key, upload_id=upload.upload_id
+            )
+            log.info("orphaned upload aborted", extra={"key": upload.key})
+    return aborted

@@ -1,30 +1,38 @@
-"""Creating uploads: the PENDING ``files`` row, its ``file.created`` event and the presigned PUT.
+"""Creating uploads: the PENDING ``files`` row, its ``file.created`` event and its upload (a
+presigned PUT, or a multipart upload whose parts ``filepipe.upload.parts`` presigns).
 
 The row, its first processing log and the outbox event are written in one transaction; the event
 is published after commit and, if that fails, stays in the outbox for the reconcile job while the
 client still gets its upload URL. An ``Idempotency-Key`` retry with the same body returns the same
-file (and a URL with the same expiry); the same key with another body is a 422.
+file (and a URL with the same expiry, or the same UploadId); the same key with another body is a
+422. A multipart upload is created in storage before its row; one that no row records (the
+request was a replay, or recording failed) is aborted at once, or else by reconcile.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from psycopg import Connection
 
-from filepipe import events, logs
+from filepipe import events, logs, multipart_storage
 from filepipe.errors import Conflict, UnprocessableContent
 from filepipe.files import outbox, store
 from filepipe.files.model import FileRow, representation
 from filepipe.runtime import Runtime
 from filepipe.storage import presign_put
 from filepipe.telemetry import current_traceparent
+from filepipe.upload.multipart import PartPlan
 from filepipe.upload.request import UploadRequest
 from filepipe.web.bodies import iso
+
+log = logging.getLogger(__name__)
 
 SOURCE = "/filepipe/presign"
 _UNSAFE_KEY_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
@@ -43,15 +51,23 @@ def object_key(tenant: str, file_id: uuid.UUID, filename: str) -> str:
 
 
 def create_upload(
-    rt: Runtime, tenant: str, request: UploadRequest, idempotency_key: str | None = None
+    rt: Runtime,
+    tenant: str,
+    request: UploadRequest,
+    idempotency_key: str | None = None,
+    part_plan: PartPlan | None = None,
 ) -> CreatedUpload:
+    """The PENDING file and its upload: a presigned PUT, or with ``part_plan`` a multipart
+    upload (CreateMultipartUpload first, so the row is recorded with its UploadId)."""
     now = datetime.now(UTC)
     file_id = uuid.uuid4()
+    key = object_key(tenant, file_id, request.filename)
+    expires = rt.settings.multipart_expires if part_plan else rt.settings.upload_url_expires
     new = store.NewFile(
         id=file_id,
         tenant=tenant,
         bucket=rt.settings.s3_bucket,
-        key=object_key(tenant, file_id, request.filename),
+        key=key,
         filename=request.filename,
         content_type=request.content_type,
         size=request.size,
@@ -59,21 +75,18 @@ def create_upload(
         metadata=request.metadata,
         idempotency_key=idempotency_key,
         fingerprint=request.fingerprint(),
-        upload_expires_at=now + timedelta(seconds=rt.settings.upload_url_expires),
+        upload_expires_at=now + timedelta(seconds=expires),
         traceparent=current_traceparent(),
         created_at=now,
+        upload_id=None if part_plan is None else _start(rt, new_key=key, request=request),
+        part_size=None if part_plan is None else part_plan.part_size,
     )
-    event_id = None
-    with rt.pool.connection() as conn, conn.transaction():
-        file = store.insert_pending(conn, new)
-        if file is None:
-            file = _replayed(conn, tenant, idempotency_key, new.fingerprint)
-        else:
-            event = outbox.file_event(
-                events.FILE_CREATED, file, source=SOURCE, time=now, traceparent=new.traceparent
-            )
-            outbox.record(conn, event)
-            event_id = event.id
+    file: FileRow | None = None
+    try:
+        file, event_id = _record(rt, new, idempotency_key, now)
+    finally:
+        if new.upload_id is not None and (file is None or file.upload_id != new.upload_id):
+            _abort_quietly(rt, new)  # a replay (the earlier upload stands) or a failure
     logs.bind(file_id=file.id, tenant=tenant)
     expires_in = int((file.upload_expires_at - now).total_seconds())
     if expires_in < 1:
@@ -81,6 +94,43 @@ def create_upload(
             "the upload URL of this Idempotency-Key has expired; use a new key",
             file_id=str(file.id),
         )
+    upload = _multipart_upload(file) if file.upload_id else _single_put(rt, file, expires_in)
+    if event_id is not None:
+        outbox.publish(rt.pool, rt.publisher, [event_id])
+    return CreatedUpload(body={**representation(file), "upload": upload}, replayed=event_id is None)
+
+
+def _start(rt: Runtime, *, new_key: str, request: UploadRequest) -> str:
+    return multipart_storage.start(
+        rt.s3, bucket=rt.settings.s3_bucket, key=new_key, content_type=request.content_type
+    )
+
+
+def _abort_quietly(rt: Runtime, new: store.NewFile) -> None:
+    """Abort an upload no row records; if this fails, reconcile aborts it as orphaned."""
+    assert new.upload_id is not None
+    try:
+        multipart_storage.abort(rt.s3, bucket=new.bucket, key=new.key, upload_id=new.upload_id)
+    except (BotoCoreError, ClientError) as exc:
+        log.warning("unrecorded upload not aborted", extra={"key": new.key, "error": str(exc)})
+
+
+def _record(
+    rt: Runtime, new: store.NewFile, idempotency_key: str | None, now: datetime
+) -> tuple[FileRow, str | None]:
+    """The new row and its ``file.created`` event id, or an earlier request's row and None."""
+    with rt.pool.connection() as conn, conn.transaction():
+        file = store.insert_pending(conn, new)
+        if file is None:
+            return _replayed(conn, new.tenant, idempotency_key, new.fingerprint), None
+        event = outbox.file_event(
+            events.FILE_CREATED, file, source=SOURCE, time=now, traceparent=new.traceparent
+        )
+        outbox.record(conn, event)
+        return file, event.id
+
+
+def _single_put(rt: Runtime, file: FileRow, expires_in: int) -> dict[str, Any]:
     upload = presign_put(
         rt.s3_presigner,
         bucket=file.bucket,
@@ -90,20 +140,23 @@ def create_upload(
         sha256_hex=file.declared_sha256,
         expires_in=expires_in,
     )
-    if event_id is not None:
-        outbox.publish(rt.pool, rt.publisher, [event_id])
-    return CreatedUpload(
-        body={
-            **representation(file),
-            "upload": {
-                "method": upload.method,
-                "url": upload.url,
-                "headers": upload.headers,
-                "expires_at": iso(file.upload_expires_at),
-            },
-        },
-        replayed=event_id is None,
-    )
+    return {
+        "method": upload.method,
+        "url": upload.url,
+        "headers": upload.headers,
+        "expires_at": iso(file.upload_expires_at),
+    }
+
+
+def _multipart_upload(file: FileRow) -> dict[str, Any]:
+    assert file.part_size is not None
+    return {
+        "method": "MULTIPART",
+        "upload_id": file.upload_id,
+        "part_size": file.part_size,
+        "part_count": PartPlan(file.declared_size, file.part_size).part_count,
+        "expires_at": iso(file.upload_expires_at),
+    }
 
 
 def _replayed(

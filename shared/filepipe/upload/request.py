@@ -16,6 +16,7 @@ from typing import Any
 
 from filepipe import filenames, mediatypes
 from filepipe.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from filepipe.upload.multipart import MAX_PART_SIZE, MIN_PART_SIZE, part_size_of
 
 MAX_FILENAME_BYTES = 255
 MAX_METADATA_ENTRIES = 32
@@ -26,7 +27,9 @@ MAX_IDEMPOTENCY_KEY = 255
 
 _ABSENT = object()
 """An optional field left out (``null`` is not the same: it is refused)."""
-_FIELDS = frozenset({"filename", "content_type", "size", "sha256", "metadata"})
+_FIELDS = frozenset(
+    {"filename", "content_type", "size", "sha256", "metadata", "multipart", "part_size"}
+)
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 _METADATA_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]+$")
@@ -39,14 +42,21 @@ class UploadRequest:
     size: int
     sha256: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
+    multipart: bool | None = None
+    """``None``: multipart from ``FILEPIPE_MULTIPART_THRESHOLD`` bytes on."""
+    part_size: int | None = None
 
     def fingerprint(self) -> str:
-        """A digest of the request, to tell an idempotent retry from a conflicting reuse."""
-        canonical = json.dumps(
-            [self.filename, self.content_type, self.size, self.sha256, dict(self.metadata)],
-            sort_keys=True,
-            separators=(",", ":"),
-        )
+        """A digest of the request, to tell an idempotent retry from a conflicting reuse.
+
+        ``multipart`` and ``part_size`` count only when given, so fingerprints recorded before
+        they existed still match."""
+        fields: list[Any] = [
+            self.filename, self.content_type, self.size, self.sha256, dict(self.metadata)
+        ]  # fmt: skip
+        if self.multipart is not None or self.part_size is not None:
+            fields.append({"multipart": self.multipart, "part_size": self.part_size})
+        canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -65,6 +75,12 @@ def parse_upload_request(
     size = _size(body.get("size"), fail)
     sha256 = _sha256(body.get("sha256", _ABSENT), fail)
     metadata = _metadata(body.get("metadata", _ABSENT), fail)
+    multipart = body.get("multipart")
+    if "multipart" in body and not isinstance(multipart, bool):
+        fail("multipart", "must be true or false")
+    part_size = part_size_of(body.get("part_size"))
+    if "part_size" in body and part_size is None:
+        fail("part_size", f"must be an integer from {MIN_PART_SIZE} to {MAX_PART_SIZE} bytes")
     if errors:
         raise BadRequest("the upload request is invalid", errors=errors)
     assert filename is not None and content_type is not None and size is not None
@@ -77,7 +93,7 @@ def parse_upload_request(
             f"content type {mediatypes.essence(content_type)!r} is not allowed",
             allowed=list(allowed_types),
         )
-    return UploadRequest(filename, content_type, size, sha256, metadata)
+    return UploadRequest(filename, content_type, size, sha256, metadata, multipart, part_size)
 
 
 def validate_idempotency_key(value: str | None) -> str | None:

@@ -21,11 +21,12 @@ from filepipe.web.problems import response_for
 from filepipe.web.senders import require_broker
 
 
-def start_function(*, internal: Collection[str] = ()) -> None:
+def start_function(*, internal: Collection[str] = (), body_bytes_at_least: int = 0) -> None:
     """Set up the functions-framework app being created (call it from ``main.py``).
 
     ``internal`` names the targets of this ``main.py`` that only the broker may call
-    (``filepipe.web.senders``).
+    (``filepipe.web.senders``). ``body_bytes_at_least`` raises the request body limit
+    (``FILEPIPE_MAX_REQUEST_BYTES``) for a function whose API takes larger bodies.
 
     In multiprocess mode, also serves ``/metrics`` from gunicorn's master, before the fork
     (see ``filepipe.metrics``).
@@ -38,7 +39,7 @@ def start_function(*, internal: Collection[str] = ()) -> None:
     if app.name in internal:
         require_broker(app, settings.event_token)
     app.wsgi_app = RequestLimits(  # type: ignore[method-assign]
-        app.wsgi_app, max_body_bytes=settings.max_request_bytes
+        app.wsgi_app, max_body_bytes=max(settings.max_request_bytes, body_bytes_at_least)
     )
     metrics.serve_before_fork(settings.metrics_port)
 
