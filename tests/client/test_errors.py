@@ -199,6 +199,5 @@ def test_a_400_names_each_field_at_fault() -> None:
     }
     error = api_error(400, problem, "")
     assert message(error) == (
-        "refused (400): the upload request is invalid: size: must be at least 1;"
-        " filename: invalid"
+        "refused (400): the upload request is invalid: size: must be at least 1; filename: invalid"
     )

@@ -388,7 +388,7 @@ def test_template_function_stage_serves_main_py_target_and_carries_migrations() 
     assert workdirs[-1] == "/app"
     copies = [i.args for i in instructions if i.keyword == "COPY" and "--from=" not in i.args]
     assert "functions/${FUNCTION}/main.py ./main.py" in copies
-    assert "migrations ./migrations" in copies  # `filepipe migrate` runs from this image
+    assert "migrations ./migrations" in copies  # `filepipe-admin migrate` runs from this image
     env = _env(instructions)
     assert env["FUNCTION_SOURCE"] == "/app/main.py"
     assert env["FUNCTION_TARGET"] == "${TARGET}"

@@ -5,8 +5,8 @@ whole-file SHA-256 and their own, and a part that storage holds already (a resum
 read but not sent, and compared with the stored one (by SHA-256 when the server lists it, else
 by the part's ETag when that is its MD5). At most ``concurrency`` parts are held in memory,
 each from its read until storage has it; the URLs of the parts read while a slot was free are
-asked for in one request, with their digests, which storage checks. A part that fails is sent again with a fresh URL (``PART_ATTEMPTS`` times),
-never the whole file.
+asked for in one request, with their digests, which storage checks. A part that fails is sent
+again with a fresh URL (``PART_ATTEMPTS`` times), never the whole file.
 """
 
 from __future__ import annotations
