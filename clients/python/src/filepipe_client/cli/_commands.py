@@ -105,15 +105,12 @@ def status(args: argparse.Namespace, client: Client, console: Console) -> int:
 def get(args: argparse.Namespace, client: Client, console: Console) -> int:
     file = client.get_file(args.file_id)
     target = target_path(file, args.output)
-    progress = bars(console) if console.is_terminal else None
-    with progress or nullcontext():
-        task = progress.add_task(target.name, total=file.size) if progress else None
-        saved = download(
-            client,
-            file,
-            target,
-            on_bytes=lambda n: progress.advance(task, n) if progress and task is not None else None,
-        )
+    if console.is_terminal:
+        with bars(console) as progress:
+            task = progress.add_task(target.name, total=file.size)
+            saved = download(client, file, target, on_bytes=lambda n: progress.advance(task, n))
+    else:
+        saved = download(client, file, target)
     console.print(f"saved {saved} {size(file.size)} sha256={file.sha256}", markup=False)
     return _exits.OK
 
