@@ -33,8 +33,10 @@ PART = "5MiB"
 CLIENT_SOURCE = ROOT / "clients" / "python" / "src"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stack(service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Shared by this package's tests and stopped after them: its broker emulator consumes the
+    session S3 server's notifications, which other tests' pipelines must receive."""
     with full_stack(
         service_env,
         logs=tmp_path_factory.mktemp("stack"),

@@ -42,7 +42,7 @@ def test_on_a_terminal_upload_draws_progress_bars(cli: Cli, tmp_path: Path) -> N
     assert "\x1b[" in output  # drawn, with cursor movement and colours
     assert "━" in output  # rich's bar
     assert "100%" in output
-    assert re.search(r"MiB/s|KiB/s|MB/s", output)  # the rate
+    assert re.search(r"[0-9.]+ ?[kKMG]?i?B/s", output)  # the rate
     assert "total" in output and "tty.pdf" in output
     assert "uploaded tty.pdf 11.0 MiB id=" in output
 

@@ -18,13 +18,14 @@ import hashlib
 import json
 import mimetypes
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from filepipe_client._client import Client
 from filepipe_client._errors import Conflict, ConnectionFailed, StorageError
-from filepipe_client._models import CreatedUpload, File, SingleUpload, Status
+from filepipe_client._models import CreatedUpload, File, MultipartUpload, SingleUpload, Status
 from filepipe_client._parts import READ_PIECE, PartSender, Progress, plan_parts
 
 MIB = 1024 * 1024
@@ -161,16 +162,14 @@ class Uploader:
             except Conflict:
                 continue  # this key's upload URL expired
             status = created.file.status
-            if not created.replayed or status not in (
-                Status.PENDING,
-                Status.CANCELLED,
-                Status.EXPIRED,
-            ):
-                return created
-            if status == Status.PENDING and not restart:
-                return created
-            if status == Status.PENDING and not isinstance(created.upload, SingleUpload):
-                self.client.abort_upload(created.file.id)
+            if not created.replayed:
+                return created  # a new file
+            if status in (Status.CANCELLED, Status.EXPIRED):
+                continue  # that upload is over: the next key starts afresh
+            if status != Status.PENDING or not restart:
+                return created  # uploaded before, or to be resumed
+            if isinstance(created.upload, MultipartUpload):
+                self.client.abort_upload(created.file.id)  # --restart: cancelled, then afresh
         raise Conflict(409, f"no fresh upload after {FRESH_KEYS} keys; try again later")
 
     def _put(self, path: Path, upload: SingleUpload) -> None:
@@ -179,7 +178,7 @@ class Uploader:
         while True:
             sent = 0
 
-            def pieces() -> Any:
+            def pieces() -> Iterator[bytes]:
                 nonlocal sent
                 with path.open("rb") as source:
                     while piece := source.read(READ_PIECE):
