@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from filepipe.errors import FilepipeError
-from filepipe.storage import PresignedUpload
+from filepipe.storage import PresignedUpload, presign_body
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -95,14 +95,7 @@ def presign_part(
         "ContentLength": length,
     }
     headers = {"Content-Length": str(length)}
-    if sha256_hex:
-        checksum = base64.b64encode(bytes.fromhex(sha256_hex)).decode()
-        params["ChecksumSHA256"] = checksum
-        headers["x-amz-checksum-sha256"] = checksum
-    url = client.generate_presigned_url(
-        "upload_part", Params=params, ExpiresIn=expires_in, HttpMethod="PUT"
-    )
-    return PresignedUpload(method="PUT", url=url, headers=headers)
+    return presign_body(client, "upload_part", params, headers, sha256_hex, expires_in)
 
 
 def list_parts(client: S3Client, *, bucket: str, key: str, upload_id: str) -> list[StoredPart]:

@@ -96,12 +96,25 @@ def presign_put(
         "IfNoneMatch": "*",
     }
     headers = {"Content-Type": content_type, "Content-Length": str(size), "If-None-Match": "*"}
+    return presign_body(client, "put_object", params, headers, sha256_hex, expires_in)
+
+
+def presign_body(
+    client: S3Client,
+    operation: str,
+    params: dict[str, Any],
+    headers: dict[str, str],
+    sha256_hex: str | None,
+    expires_in: int,
+) -> PresignedUpload:
+    """A presigned PUT of ``operation`` signing ``params`` and, when a digest is given,
+    ``x-amz-checksum-sha256`` too (added to the ``headers`` the client must send)."""
     if sha256_hex:
         checksum = base64.b64encode(bytes.fromhex(sha256_hex)).decode()
-        params["ChecksumSHA256"] = checksum
-        headers["x-amz-checksum-sha256"] = checksum
+        params = {**params, "ChecksumSHA256": checksum}
+        headers = {**headers, "x-amz-checksum-sha256": checksum}
     url = client.generate_presigned_url(
-        "put_object", Params=params, ExpiresIn=expires_in, HttpMethod="PUT"
+        operation, Params=params, ExpiresIn=expires_in, HttpMethod="PUT"
     )
     return PresignedUpload(method="PUT", url=url, headers=headers)
 

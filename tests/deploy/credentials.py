@@ -2,7 +2,8 @@
 (``knative/``) and compose (``compose.local.yaml``) to, so that no process is given a secret
 it does not use.
 
-Read in the code: presign signs upload URLs (S3) and writes rows (PostgreSQL); process reads
+Read in the code: presign signs upload URLs and creates, lists, completes and aborts multipart
+uploads (S3, at FILEPIPE_S3_ENDPOINT_URL) and writes rows (PostgreSQL); process reads
 objects (S3), locks and invalidates the cache (Redis); query caches (Redis), signs cursors and
 download URLs and deletes objects (S3);
 notify publishes to Redis and signs webhooks with endpoint secrets it decrypts; the webhooks API

@@ -33,23 +33,6 @@ BODY = b"%PDF-1.7\n" + b"enforced " * 100 + b"\n%%EOF\n"
 TYPE = "application/pdf"
 
 
-@pytest.fixture(scope="module")
-def settings(s3_server: str, s3_env: dict[str, str]) -> Settings:
-    """The S3 settings of the functions (no database: this module needs none)."""
-    return Settings.from_env({**s3_env, "FILEPIPE_S3_ENDPOINT_URL": s3_server})
-
-
-@pytest.fixture(scope="module")
-def admin(settings: Settings) -> Any:
-    """A client signing with the server's key pair, as the functions do."""
-    return create_s3_client(settings)
-
-
-@pytest.fixture(scope="module")
-def presigner(settings: Settings) -> Any:
-    return create_s3_client(settings, public=True)
-
-
 @pytest.fixture
 def key() -> str:
     return f"enforce/{uuid.uuid4()}/doc.pdf"

@@ -230,18 +230,23 @@ def test_a_completed_upload_cannot_be_aborted(
     assert settled(conn, file["id"])["status"] == "PROCESSED"
 
 
+def every_route(client: FlaskClient, key: str, file_id: str) -> list[Any]:
+    """The answers of the four multipart routes for ``file_id``."""
+    return [
+        mp.presign(client, key, file_id, [1]),
+        mp.stored_parts(client, key, file_id),
+        mp.complete(client, key, file_id, {1: '"x"'}),
+        mp.abort(client, key, file_id),
+    ]
+
+
 def test_the_multipart_routes_refuse_a_single_put_file(
     pipe: Pipeline, presign: FlaskClient, api_key: str
 ) -> None:
     single = request_upload(presign, api_key, b"%PDF-1.7\n%%EOF\n")
     assert single["upload"]["method"] == "PUT"
 
-    for answer in (
-        mp.presign(presign, api_key, single["id"], [1]),
-        mp.stored_parts(presign, api_key, single["id"]),
-        mp.complete(presign, api_key, single["id"], {1: '"x"'}),
-        mp.abort(presign, api_key, single["id"]),
-    ):
+    for answer in every_route(presign, api_key, single["id"]):
         assert answer.status_code == 409
         assert answer.get_json()["file_status"] == "PENDING"
         assert "single-PUT" in answer.get_json()["detail"]
@@ -253,12 +258,7 @@ def test_another_tenants_upload_is_a_404(
     file = mp.created(presign, api_key, DATA)
     stranger = auth.create_key(conn, "multipart-stranger")
 
-    for answer in (
-        mp.presign(presign, stranger, file["id"], [1]),
-        mp.stored_parts(presign, stranger, file["id"]),
-        mp.complete(presign, stranger, file["id"], {1: '"x"'}),
-        mp.abort(presign, stranger, file["id"]),
-    ):
+    for answer in every_route(presign, stranger, file["id"]):
         assert answer.status_code == 404
     assert mp.stored_parts(presign, api_key, file["id"]).status_code == 200
 
