@@ -153,7 +153,9 @@ def test_a_deleted_file_loses_its_object_is_kept_deleted_and_its_event_published
     again = call(query, "DELETE", path, key)
 
     assert again.status_code == 204
-    assert stored(conn, row["id"])["version"] == after["version"]
+    repeated = stored(conn, row["id"])
+    assert repeated["version"] == after["version"]
+    assert repeated["purged_at"] > after["purged_at"]  # storage cleared again
     assert [e["id"] for e in events_of(conn, row["id"])] == [event["id"]]
 
 

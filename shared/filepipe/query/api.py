@@ -15,6 +15,7 @@ served at ``GET /openapi.json``.
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -76,9 +77,14 @@ def _authenticate(request: Request) -> str:
     key_hash = auth.hash_key(token)
     tenant = services.cache.key_tenant(key_hash)
     if tenant is None:
+        asked = time.monotonic()
         credential = auth.identify(services.runtime.pool, token)
         tenant = credential.tenant
-        services.cache.store_key(key_hash, tenant, credential.expires_in)
+        expires_in = credential.expires_in
+        if expires_in is not None:
+            # Counted from PostgreSQL's reading: the entry must not outlive the key.
+            expires_in -= time.monotonic() - asked
+        services.cache.store_key(key_hash, tenant, expires_in)
     return tenant
 
 
