@@ -1,6 +1,6 @@
 """Large objects in bounded memory: moto's multipart completion and GetObject, chunk by chunk.
 
-What moto 5.2 does (``moto/s3/models.py``, ``moto/s3/responses.py``): an object's bytes live in
+What moto 5.2.5 does (``moto/s3/models.py``, ``moto/s3/responses.py``): an object's bytes live in
 its ``FakeKey``'s ``SpooledTemporaryFile`` (in memory up to ``MOTO_S3_DEFAULT_KEY_BUFFER_SIZE``,
 5 MiB by default, then in a temporary file), and so does each part UploadPart stored. But
 ``FakeMultipart.complete`` joins the parts in a ``bytearray`` (reading each part's ``value``, a
@@ -24,7 +24,12 @@ other GETs):
 - ``create_app`` is moto's S3 app answering with ``StreamingS3Response``: moto's ``get_object``
   runs unchanged (conditional requests, Content-Range, checksum headers, ``response-content-*``
   overrides) on a key whose ``value`` is an ``ObjectBody``, which werkzeug sends 1 MiB at a time,
-  each chunk read under the key's lock.
+  each chunk read under the key's lock. The app is out of Flask's debug mode, in which each
+  request's body (a whole part, for UploadPart) stayed in a reference cycle until the next
+  garbage collection.
+
+Still whole in memory, as moto reads them: one request's body (a part, or a single PUT) and the
+source of a CopyObject.
 """
 
 from __future__ import annotations
