@@ -23,7 +23,7 @@ import binascii
 import hashlib
 import tempfile
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
@@ -87,20 +87,24 @@ def _base64(text: str, refusal: errors.Refusal) -> bytes:
         raise refusal() from None
 
 
-class _Hasher(Protocol):
+class Hasher(Protocol):
     def update(self, data: bytes, /) -> None: ...
     def digest(self) -> bytes: ...
 
 
-class _Crc32:
-    def __init__(self) -> None:
+class Crc:
+    """A CRC as a ``Hasher``: ``function(data, previous)`` as ``zlib.crc32``, ``width`` bytes."""
+
+    def __init__(self, function: Callable[[bytes, int], int] = zlib.crc32, width: int = 4) -> None:
+        self.function = function
+        self.width = width
         self.value = 0
 
     def update(self, data: bytes, /) -> None:
-        self.value = zlib.crc32(data, self.value)
+        self.value = self.function(data, self.value)
 
     def digest(self) -> bytes:
-        return self.value.to_bytes(4, "big")
+        return self.value.to_bytes(self.width, "big")
 
 
 class Digests:
@@ -110,7 +114,7 @@ class Digests:
         self.declared = declared
         self.size = 0
         algorithm = declared.checksum[0] if declared.checksum else None
-        self._hashers: dict[str, _Hasher] = {}
+        self._hashers: dict[str, Hasher] = {}
         if declared.md5 is not None:
             self._hashers["md5"] = hashlib.md5(usedforsecurity=False)
         if declared.sha256_hex or algorithm == "sha256":
@@ -118,7 +122,7 @@ class Digests:
         if algorithm == "sha1":
             self._hashers["sha1"] = hashlib.sha1(usedforsecurity=False)
         if algorithm == "crc32":
-            self._hashers["crc32"] = _Crc32()
+            self._hashers["crc32"] = Crc()
 
     def update(self, chunk: bytes) -> None:
         self.size += len(chunk)

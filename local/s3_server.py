@@ -13,6 +13,8 @@ signatures (presigned URLs, ``Authorization`` headers, POST policies) with the k
 ``FILEPIPE_S3_ACCESS_KEY_ID`` / ``FILEPIPE_S3_SECRET_ACCESS_KEY`` (MinIO's default root user
 ``minioadmin`` / ``minioadmin`` when unset) in region ``FILEPIPE_S3_REGION``, expiry, body
 length and digests, and ``If-None-Match: *``; refusals are S3 XML errors with MinIO's codes.
+Multipart completion and GetObject run in bounded memory (``local.s3_large_objects``), so objects
+of many GiB go through.
 """
 
 from __future__ import annotations
@@ -27,13 +29,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from moto.core.models import DEFAULT_ACCOUNT_ID
-from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
+from moto.moto_server.werkzeug_app import MotoRequestHandler
 from moto.s3.exceptions import BucketAlreadyExists, MissingBucket
 from moto.s3.models import FakeKey, s3_backends
 from werkzeug.serving import make_server
 
 from filepipe.config import Settings
 from filepipe.logs import configure_logging
+from local import s3_large_objects
 from local.minio_events import Origin
 from local.s3_amqp import AmqpPublisher
 from local.s3_auth import Authenticator
@@ -66,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     access_key, secret = credentials(settings)
     guard = GuardApp(
-        create_backend_app("s3"),
+        s3_large_objects.create_app(),
         Authenticator({access_key: secret}, settings.s3_region),
         object_exists,
     )

@@ -24,7 +24,7 @@ from websockets.sync.server import ServerConnection, serve
 from websockets.typing import Origin
 
 from local.front import DEFAULT_UPSTREAMS, ROUTES, UPGRADES
-from tests.support.processes import ROOT, running
+from tests.support.processes import ROOT, peak_memory, running
 from tests.support.waiting import free_port, wait_until
 
 MIB = 1024 * 1024
@@ -251,14 +251,6 @@ def _connection(base: str, timeout: float) -> http.client.HTTPConnection:
     return http.client.HTTPConnection(base.removeprefix("http://"), timeout=timeout)
 
 
-def _peak_memory(pid: int) -> int:
-    """The process's peak resident set, in bytes."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmHWM")
-
-
 def test_a_large_upload_streams_through(
     proxy: tuple[str, int], upstreams: dict[str, Upstream]
 ) -> None:
@@ -282,7 +274,7 @@ def test_a_large_upload_streams_through(
         answer = json.loads(response.read())
     assert response.status == 200
     assert (answer["length"], answer["sha256"]) == (BIG, digest.hexdigest())
-    assert _peak_memory(pid) < BIG
+    assert peak_memory(pid) < BIG
 
 
 def test_a_large_answer_streams_through(
@@ -298,7 +290,7 @@ def test_a_large_answer_streams_through(
         received += sum(len(piece) for piece in pieces)
     assert response.status_code == 200
     assert received == BIG
-    assert _peak_memory(pid) < BIG
+    assert peak_memory(pid) < BIG
 
 
 @pytest.mark.parametrize("target", ["/", "/nothing", "/upload", "/wsx/../w", "/files/../admin"])
