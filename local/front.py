@@ -14,8 +14,8 @@ came, so memory stays flat whatever the size; unlike nginx there is no body size
 functions enforce theirs). Each client connection carries one request: every answer says
 ``Connection: close`` (and so does every upstream request, as nginx's ``proxy_http_version 1.1``
 without keep-alive does). Upstream refused, unreachable or closing before answering: 502; no
-answer within ``TIMEOUT`` after the request was sent: 504; both as problem+json, like the 404
-and 400s of the front itself.
+answer within ``TIMEOUT`` (presign: ``ANSWER_TIMEOUTS``) after the request was sent: 504; both
+as problem+json, like the 404 and 400s of the front itself.
 
 Configuration: argument > environment > default. ``FILEPIPE_FRONT_HOST``, ``FILEPIPE_FRONT_PORT``
 and ``FILEPIPE_FRONT_UPSTREAMS`` (``"presign=http://127.0.0.1:8081,query=…"``, only the named
@@ -69,6 +69,9 @@ ROUTES = (
     ("/ws", "gateway"),
 )
 """Path prefix → upstream name, the ``location`` blocks of ``local/nginx.conf``."""
+ANSWER_TIMEOUTS = {"presign": 300.0}
+"""Seconds an upstream may take to answer when not ``TIMEOUT``: presign completes multipart
+uploads, which waits until storage has assembled the object (nginx: ``proxy_read_timeout``)."""
 UPGRADES = frozenset({"gateway"})
 """Upstreams an ``Upgrade`` request is tunnelled to (nginx's ``location /ws``)."""
 
@@ -187,8 +190,8 @@ class Front:
         name: str,
     ) -> Head:
         """The upstream's final (or 101) head, interim ones (``100 Continue``) relayed; waits
-        ``TIMEOUT`` at most once the request is sent. A client failing to send its body ends
-        the exchange."""
+        ``TIMEOUT`` (presign: ``ANSWER_TIMEOUTS``) at most once the request is sent. A client
+        failing to send its body ends the exchange."""
         answering = asyncio.create_task(self._final_head(up_reader, writer))
         try:
             await asyncio.wait({answering, sending}, return_when=asyncio.FIRST_COMPLETED)
@@ -196,7 +199,8 @@ class Front:
                 raise failed  # the client's failure (gone, silent, malformed body)
             try:
                 if not answering.done():
-                    await asyncio.wait_for(asyncio.shield(answering), TIMEOUT)
+                    timeout = ANSWER_TIMEOUTS.get(name, TIMEOUT)
+                    await asyncio.wait_for(asyncio.shield(answering), timeout)
                 return answering.result()
             except TimeoutError as exc:
                 raise GatewayTimeout(f"{name} did not answer in time") from exc

@@ -22,7 +22,7 @@ from filepipe.config import Settings
 from filepipe.db import create_pool
 from filepipe.events import Publisher
 from filepipe.logs import configure_logging
-from filepipe.storage import create_s3_client
+from filepipe.storage import COMPLETION_READ_TIMEOUT, create_s3_client
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -55,6 +55,11 @@ class Runtime:
     def s3(self) -> S3Client:
         """The client functions use to read and write objects."""
         return create_s3_client(self.settings)
+
+    @cached_property
+    def s3_assembler(self) -> S3Client:
+        """The client that completes multipart uploads (a long wait while storage assembles)."""
+        return create_s3_client(self.settings, read_timeout=COMPLETION_READ_TIMEOUT)
 
     @cached_property
     def s3_presigner(self) -> S3Client:

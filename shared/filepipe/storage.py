@@ -42,7 +42,17 @@ class PresignedUpload:
     headers: dict[str, str]
 
 
-def create_s3_client(settings: Settings, *, public: bool = False) -> S3Client:
+READ_TIMEOUT = 30.0
+"""Seconds botocore waits for storage's next bytes."""
+COMPLETION_READ_TIMEOUT = 300.0
+"""Seconds CompleteMultipartUpload may take to answer: storage assembles the whole object
+first (S3 may take minutes and keeps the connection alive; MinIO and the local server stay
+silent until done, about 30 s for 6 GiB on a loaded 2-core machine)."""
+
+
+def create_s3_client(
+    settings: Settings, *, public: bool = False, read_timeout: float = READ_TIMEOUT
+) -> S3Client:
     """A boto3 S3 client for the configured endpoint (path-style, SigV4).
 
     ``public=True`` targets the endpoint clients reach (``FILEPIPE_S3_PUBLIC_ENDPOINT_URL``),
@@ -67,7 +77,7 @@ def create_s3_client(settings: Settings, *, public: bool = False) -> S3Client:
             # declaration; botocore's CRC over the same bytes would cost ~25% of throughput.
             response_checksum_validation="when_required",
             connect_timeout=5,
-            read_timeout=30,
+            read_timeout=read_timeout,
         ),
         **kwargs,
     )

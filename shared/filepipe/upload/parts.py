@@ -122,7 +122,7 @@ def complete(rt: Runtime, file: FileRow, completion: Completion) -> dict[str, An
         file = _declare_sha256(rt, file, completion.sha256)
     try:
         multipart_storage.complete(
-            rt.s3,
+            rt.s3_assembler,
             bucket=file.bucket,
             key=file.key,
             upload_id=_upload_id(file),

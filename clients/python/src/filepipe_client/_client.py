@@ -30,6 +30,8 @@ from filepipe_client._models import (
 from filepipe_client._retry import RETRIED_STATUSES, Backoff
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+COMPLETION_TIMEOUT = httpx.Timeout(300.0, connect=10.0)
+"""Completing a multipart upload answers once storage has assembled the whole object."""
 USER_AGENT = "filepipe-client/0.1"
 
 
@@ -112,7 +114,10 @@ class Client:
         }
         if sha256 is not None:
             body["sha256"] = sha256
-        return File.from_json(self._call("POST", f"/uploads/{file_id}/complete", json=body).json())
+        answer = self._call(
+            "POST", f"/uploads/{file_id}/complete", json=body, timeout=COMPLETION_TIMEOUT
+        )
+        return File.from_json(answer.json())
 
     def abort_upload(self, file_id: str) -> None:
         """``DELETE /uploads/{id}``: the multipart upload is aborted, the file CANCELLED."""
