@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make bench`: the benchmarks, each printing ratios. Starts the pipeline (`make up`) for the
-# latency benchmark and stops it afterwards.
+# latency and upload benchmarks and stops it afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -18,3 +18,4 @@ for _ in $(seq 1 120); do
   sleep 0.5
 done
 $PY bench/pipeline_latency.py --files 200
+$PY bench/upload.py
