@@ -43,6 +43,7 @@ from filepipe.auth import Credential, active_keys, identify
 from filepipe.config import Settings
 from filepipe.db import create_pool
 from filepipe.errors import ProblemError, ServiceUnavailable
+from filepipe.origins import AllowedOrigins
 from filepipe.notify import realtime
 from filepipe.notify.gateway import handshake
 from filepipe.notify.gateway.hub import Hub, Subscriber
@@ -73,7 +74,7 @@ class Gateway:
         self.pool = pool
         self.hub = Hub()
         self.sessions = Sessions(settings.gateway_max_connections_per_tenant)
-        self.allowed_origins = frozenset(o.lower() for o in settings.allowed_origins)
+        self.allowed_origins = AllowedOrigins(settings.allowed_origins)
         self.redis_ready = asyncio.Event()
         self._accepted: weakref.WeakKeyDictionary[ServerConnection, Subscriber] = (
             weakref.WeakKeyDictionary()
