@@ -43,11 +43,11 @@ from filepipe.auth import Credential, active_keys, identify
 from filepipe.config import Settings
 from filepipe.db import create_pool
 from filepipe.errors import ProblemError, ServiceUnavailable
-from filepipe.origins import AllowedOrigins
 from filepipe.notify import realtime
 from filepipe.notify.gateway import handshake
 from filepipe.notify.gateway.hub import Hub, Subscriber
 from filepipe.notify.gateway.sessions import EXPIRED, Sessions
+from filepipe.origins import AllowedOrigins
 from filepipe.runtime import start
 
 log = logging.getLogger(__name__)
