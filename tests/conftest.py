@@ -21,6 +21,7 @@ from filepipe.config import Settings
 from tests.support.inbox import Inbox, inbox
 from tests.support.processes import running
 from tests.support.receiver import Receiver, receiving
+from tests.support.stack import LOCAL_ORIGINS
 from tests.support.waiting import free_port
 
 ADMIN_URL = os.environ.get(
@@ -30,8 +31,6 @@ AMQP_URL = os.environ.get("FILEPIPE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.
 SESSION = uuid.uuid4().hex[:10]
 WEBHOOK_SECRET_KEY = Fernet.generate_key().decode()
 """This session's key for webhook secrets at rest (``make up`` has one in local/filepipe.env)."""
-LOCAL_ORIGINS = "http://localhost:*,http://127.0.0.1:*"
-"""The browser origins the session's S3 server allows, as under ``make up``."""
 
 
 @contextmanager

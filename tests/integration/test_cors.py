@@ -8,11 +8,14 @@ import uuid
 from collections.abc import Callable
 
 import pytest
+import requests
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from filepipe.web.cors import ALLOWED_HEADERS, EXPOSED_HEADERS
 from tests.support.functions import function_app
+from tests.support.processes import running
+from tests.support.waiting import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -137,6 +140,26 @@ def test_internal_targets_answer_no_cors(clients: Clients) -> None:
         response = preflight(client, "/", ALLOWED)
         assert response.status_code != 204
         assert cors_headers(response) == {}
+
+
+def test_a_live_server_answers_browsers(service_env: dict[str, str]) -> None:
+    """Through gunicorn (``python -m filepipe.server``), as deployed."""
+    port = free_port()
+    args = ["-m", "filepipe.server", "--source", "functions/presign/main.py", "--target"]
+    env = {**service_env, "FILEPIPE_ALLOWED_ORIGINS": "http://localhost:*"}
+    with running([*args, "presign", "--port", str(port)], port=port, env=env):
+        url = f"http://127.0.0.1:{port}/uploads"
+        answer = requests.options(
+            url,
+            headers={"Origin": BY_PATTERN, "Access-Control-Request-Method": "POST"},
+            timeout=10,
+        )
+        refused = requests.post(url, json={}, headers={"Origin": BY_PATTERN}, timeout=10)
+    assert answer.status_code == 204
+    assert answer.headers["Access-Control-Allow-Origin"] == BY_PATTERN
+    assert answer.headers["Access-Control-Allow-Methods"] == "POST"
+    assert refused.status_code == 401
+    assert refused.headers["Access-Control-Allow-Origin"] == BY_PATTERN
 
 
 def test_no_origin_is_allowed_by_default(

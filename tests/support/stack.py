@@ -2,9 +2,10 @@
 
 The pipeline (``tests.support.pipeline``: broker emulator and process function, wired to the
 session's S3 server, database and RabbitMQ), plus presign, query, notify, the webhook API and the
-WebSocket gateway, and ``python -m local.front`` routing ``/uploads``, ``/files``, ``/webhooks``
-and ``/ws`` to them as under ``make up``. Each process's output goes to ``<name>.log`` in
-``logs``.
+WebSocket gateway, and ``python -m local.front`` routing ``/uploads``, ``/upload-tokens``,
+``/s3``, ``/files``, ``/webhooks`` and ``/ws`` to them and serving the web page (``web/``) as
+under ``make up``, which also lets pages on ``LOCAL_ORIGINS`` call them (CORS). Each process's
+output goes to ``<name>.log`` in ``logs``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ FUNCTIONS = {
     "notify": "functions/notify/main.py",
     "webhooks": "functions/notify/main.py",
 }
+LOCAL_ORIGINS = "http://localhost:*,http://127.0.0.1:*"
+"""The browser origins ``make up`` allows (``local/filepipe.env``), for the stack and the
+session's S3 server."""
 _PUT = re.compile(r'"PUT (\S+) HTTP/[0-9.]+"')
 
 
@@ -42,7 +46,8 @@ class Stack:
 
 @contextmanager
 def full_stack(service_env: Mapping[str, str], *, logs: Path, **overrides: str) -> Iterator[Stack]:
-    """Every function and the front; ``overrides`` are environment every process gets."""
+    """Every function and the front; ``overrides`` are environment every process gets (beside
+    ``FILEPIPE_ALLOWED_ORIGINS``, ``LOCAL_ORIGINS`` unless overridden)."""
     ports = {name: free_port() for name in (*FUNCTIONS, "gateway", "front")}
     with ExitStack() as stack:
         pipe = stack.enter_context(
@@ -50,7 +55,7 @@ def full_stack(service_env: Mapping[str, str], *, logs: Path, **overrides: str) 
                 service_env,
                 notify_url=f"http://127.0.0.1:{ports['notify']}",
                 logs=logs,
-                **overrides,
+                **{"FILEPIPE_ALLOWED_ORIGINS": LOCAL_ORIGINS, **overrides},
             )
         )
         commands = {
