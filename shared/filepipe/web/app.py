@@ -51,7 +51,8 @@ def start_function(
     )
     if api is not None and app.name not in internal:
         origins = AllowedOrigins(settings.allowed_origins)
-        app.wsgi_app = Cors(app.wsgi_app, origins=origins, methods_of=api.methods_of)  # type: ignore[method-assign]
+        cors = Cors(app.wsgi_app, origins=origins, methods_of=api.methods_of)
+        app.wsgi_app = cors  # type: ignore[method-assign]
     metrics.serve_before_fork(settings.metrics_port)
 
 
