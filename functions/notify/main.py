@@ -8,7 +8,7 @@ from filepipe.notify.handler import handle
 from filepipe.notify.webhooks.api import api
 from filepipe.web import start_function
 
-start_function(internal={"notify"})
+start_function(api=api, internal={"notify"})
 
 
 @functions_framework.cloud_event

@@ -8,7 +8,7 @@ from filepipe.upload.api import api
 from filepipe.upload.multipart import COMPLETION_BODY_BYTES
 from filepipe.web import start_function
 
-start_function(body_bytes_at_least=COMPLETION_BODY_BYTES)
+start_function(api=api, body_bytes_at_least=COMPLETION_BODY_BYTES)
 
 
 @functions_framework.http

@@ -7,7 +7,7 @@ from flask import Request, Response
 from filepipe.query.api import api
 from filepipe.web import start_function
 
-start_function()
+start_function(api=api)
 
 
 @functions_framework.http

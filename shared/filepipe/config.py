@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from urllib.parse import urlsplit
 
+from filepipe import origins
 from filepipe import settings_values as values
 from filepipe.errors import ConfigError
 
@@ -172,8 +173,10 @@ class Settings:
     gateway_max_connections_per_tenant: int = 20
     """Open WebSocket connections one tenant may hold on one gateway process (429 beyond)."""
     allowed_origins: tuple[str, ...] = ()
-    """``Origin``s a browser may open a WebSocket from (comma list; ``*``: any). A request
-    without ``Origin`` (not a browser) is always allowed; the default allows no browser."""
+    """``Origin``s browsers may call the HTTP functions (CORS) and open a WebSocket from: comma
+    list of origins and patterns (``http://localhost:*``, ``https://*.example.com``; ``*``: any;
+    ``filepipe.origins``). A request without ``Origin`` (not a browser) is always allowed; the
+    default allows no browser."""
     otlp_endpoint: str | None = None
     """OTLP/HTTP collector base URL (e.g. ``http://127.0.0.1:4318``); unset: spans not exported."""
     service_name: str | None = None
@@ -308,8 +311,9 @@ def _validate(s: Settings) -> None:
         ("gateway_queue_size", s.gateway_queue_size >= 1, "must be at least 1"),
         ("gateway_max_connections_per_tenant", s.gateway_max_connections_per_tenant >= 1,
          "must be at least 1"),
-        ("allowed_origins", all(map(values.ORIGIN.fullmatch, s.allowed_origins)),
-         "entries must each be an origin, scheme://host[:port] (no path), or *"),
+        ("allowed_origins", all(map(origins.is_entry, s.allowed_origins)),
+         "entries must each be an origin, scheme://host[:port] (no path), a pattern of one with"
+         " * as the port or leading subdomains (http://localhost:*, https://*.example.com), or *"),
         ("max_upload_bytes", 1 <= s.max_upload_bytes <= S3_MAX_OBJECT,
          f"must be between 1 and {S3_MAX_OBJECT} (5 TiB, an S3 object)"),
         ("multipart_threshold", 1 <= s.multipart_threshold <= S3_SINGLE_PUT_LIMIT,

@@ -126,7 +126,5 @@ S3_RULE = (
 )
 """https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html; MinIO also
 refuses a '.' next to a '-'."""
-ORIGIN = re.compile(r"\*|[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@]+")
-"""An ``Origin`` header's serialisation (RFC 6454 section 6.2), or ``*``."""
 REGION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 EXCHANGE = re.compile(r"[A-Za-z0-9_.:-]{1,255}")

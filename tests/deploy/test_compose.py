@@ -26,6 +26,7 @@ import yaml
 
 from filepipe import config
 from filepipe.config import Settings
+from filepipe.origins import AllowedOrigins
 from local.broker.config import parse_subscribers
 from tests.deploy.credentials import CREDENTIALS, EVENT_TOKEN, EVENT_TOKEN_RECEIVERS, USES
 
@@ -354,6 +355,14 @@ def test_minio_publishes_to_the_fanout_exchange_the_broker_reads() -> None:
     assert amqp["QUEUE_DIR"]
     init = "\n".join(services()["minio-init"]["command"])
     assert re.search(rf"mc event add \S+ arn:minio:sqs::{target}:amqp .*--event put", init)
+
+
+def test_browsers_of_the_same_origins_may_call_the_functions_the_gateway_and_minio() -> None:
+    origins = environment("gateway")[config.ALLOWED_ORIGINS]
+    assert AllowedOrigins(origins.split(",")).allows("http://localhost:5173")
+    for name in ("presign", "query", "webhooks"):
+        assert environment(name)[config.ALLOWED_ORIGINS] == origins
+    assert environment("minio")["MINIO_API_CORS_ALLOW_ORIGIN"] == origins
 
 
 def test_broker_subscribers_name_compose_services() -> None:

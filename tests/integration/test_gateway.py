@@ -43,7 +43,7 @@ def gateway(service_env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen
         "FILEPIPE_REDIS_URL": "redis://127.0.0.1:6379/0",
         "FILEPIPE_GATEWAY_QUEUE_SIZE": str(QUEUE_SIZE),
         "FILEPIPE_GATEWAY_MAX_CONNECTIONS_PER_TENANT": str(MAX_PER_TENANT),
-        "FILEPIPE_ALLOWED_ORIGINS": f"{ALLOWED_ORIGIN},http://localhost:8080",
+        "FILEPIPE_ALLOWED_ORIGINS": f"{ALLOWED_ORIGIN},http://localhost:*",
     }
     args = ["-m", "filepipe.notify.gateway", "--host", "127.0.0.1", "--port", str(port)]
     with running(args, port=port, env=env) as proc:
@@ -323,10 +323,12 @@ def _connects(uri: str) -> bool:
         (ALLOWED_ORIGIN, 101),
         ("HTTPS://App.Example.COM", 101),
         ("http://localhost:8080", 101),
+        ("http://localhost:5173", 101),
         (None, 101),
         ("https://evil.example.com", 403),
         ("https://app.example.com.evil.example", 403),
         ("http://app.example.com", 403),
+        ("http://127.0.0.1:8080", 403),
         ("null", 403),
     ],
 )

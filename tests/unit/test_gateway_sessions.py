@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 from websockets.datastructures import Headers
 
-from filepipe.errors import Unauthorized
+from filepipe.errors import Forbidden, Unauthorized
 from filepipe.notify.gateway import handshake
-from filepipe.notify.gateway.handshake import Forbidden, TooManyConnections
+from filepipe.notify.gateway.handshake import TooManyConnections
 from filepipe.notify.gateway.hub import Hub, Subscriber
 from filepipe.notify.gateway.sessions import EXPIRED, REVOKED, Sessions
+from filepipe.origins import AllowedOrigins
 from filepipe.revocation import Revocation
 
 KEY_A, KEY_B = str(uuid.uuid4()), str(uuid.uuid4())
@@ -141,15 +142,19 @@ def test_the_hub_stops_delivering_to_an_ended_client() -> None:
         (["https://evil.example"], {"*"}, True),
         (["null"], {"https://app.example.com"}, False),
         (["https://app.example.com", "https://evil.example"], {"https://app.example.com"}, False),
+        (["http://localhost:5173"], {"http://localhost:*"}, True),
+        (["http://localhost.evil.example:5173"], {"http://localhost:*"}, False),
+        (["https://a.b.example.com"], {"https://*.example.com"}, True),
+        (["https://example.com"], {"https://*.example.com"}, False),
     ],
 )
 def test_origin_check(origins: list[str], allowed: set[str], ok: bool) -> None:
     headers = Headers([("Origin", origin) for origin in origins])
     if ok:
-        handshake.check_origin(headers, allowed)
+        handshake.check_origin(headers, AllowedOrigins(allowed))
     else:
         with pytest.raises(Forbidden):
-            handshake.check_origin(headers, allowed)
+            handshake.check_origin(headers, AllowedOrigins(allowed))
 
 
 def test_revocation_messages() -> None:

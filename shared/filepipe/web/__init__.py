@@ -4,6 +4,8 @@
   the one rule for malformed ids and query parameters, request metrics);
 - ``problems``: the one mapping of exceptions to ``application/problem+json``;
 - ``limits``: the WSGI middleware refusing oversized targets, headers and bodies before reading;
+- ``cors``: the WSGI middleware answering browsers' preflights and marking answers for the
+  allowed origins;
 - ``bodies``: JSON request and response bodies;
 - ``app``: ``start_function()``, which sets a functions-framework app up with all of the above.
 """

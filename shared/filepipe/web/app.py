@@ -4,7 +4,8 @@
 functions-framework loads that module inside its new app's context, so the app (whose name is the
 target) is set up before it serves a request: every refusal of the framework itself (its 404s,
 405s, a request that is not a CloudEvent, a crash) answers problem+json through the one mapping,
-the request limits hold before anything reads a body, and every path reaches the function.
+the request limits hold before anything reads a body, CORS answers browsers of the allowed
+origins (public targets), and every path reaches the function.
 """
 
 from __future__ import annotations
@@ -16,17 +17,24 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.routing import PathConverter
 
 from filepipe import metrics, runtime
+from filepipe.origins import AllowedOrigins
+from filepipe.web.cors import Cors
 from filepipe.web.limits import RequestLimits
 from filepipe.web.problems import response_for
+from filepipe.web.routing import Api
 from filepipe.web.senders import require_broker
 
 
-def start_function(*, internal: Collection[str] = (), body_bytes_at_least: int = 0) -> None:
+def start_function(
+    *, api: Api | None = None, internal: Collection[str] = (), body_bytes_at_least: int = 0
+) -> None:
     """Set up the functions-framework app being created (call it from ``main.py``).
 
-    ``internal`` names the targets of this ``main.py`` that only the broker may call
-    (``filepipe.web.senders``). ``body_bytes_at_least`` raises the request body limit
-    (``FILEPIPE_MAX_REQUEST_BYTES``) for a function whose API takes larger bodies.
+    ``api`` is the public HTTP API of this ``main.py``'s targets that are not ``internal``: they
+    answer CORS for ``FILEPIPE_ALLOWED_ORIGINS`` (``filepipe.web.cors``). ``internal`` names the
+    targets that only the broker may call (``filepipe.web.senders``). ``body_bytes_at_least``
+    raises the request body limit (``FILEPIPE_MAX_REQUEST_BYTES``) for a function whose API
+    takes larger bodies.
 
     In multiprocess mode, also serves ``/metrics`` from gunicorn's master, before the fork
     (see ``filepipe.metrics``).
@@ -41,6 +49,9 @@ def start_function(*, internal: Collection[str] = (), body_bytes_at_least: int =
     app.wsgi_app = RequestLimits(  # type: ignore[method-assign]
         app.wsgi_app, max_body_bytes=max(settings.max_request_bytes, body_bytes_at_least)
     )
+    if api is not None and app.name not in internal:
+        origins = AllowedOrigins(settings.allowed_origins)
+        app.wsgi_app = Cors(app.wsgi_app, origins=origins, methods_of=api.methods_of)  # type: ignore[method-assign]
     metrics.serve_before_fork(settings.metrics_port)
 
 

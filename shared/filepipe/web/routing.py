@@ -102,6 +102,10 @@ class Api:
         recorded.http_request_duration.labels(matched[0], method).observe(perf_counter() - start)
         return response
 
+    def methods_of(self, environ: dict[str, Any]) -> frozenset[str]:
+        """The methods the request's path takes (``HEAD`` with ``GET``); none for no route."""
+        return frozenset(self._map.bind_to_environ(environ).allowed_methods())
+
     def _dispatch(self, request: Request, matched: list[str]) -> Response:
         route, matched_params = self._map.bind_to_environ(request.environ).match()
         assert isinstance(route, Route)

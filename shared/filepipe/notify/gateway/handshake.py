@@ -5,8 +5,9 @@ can't set headers on a WebSocket, hence the query parameter). A refusal is an or
 response sent instead of ``101 Switching Protocols``, with an RFC 9457 problem+json body.
 
 Browsers send ``Origin`` with every WebSocket opening request (RFC 6455 section 4.1) and let
-any page open one, so a page on another site could use a key it holds: an ``Origin`` not in
-``FILEPIPE_ALLOWED_ORIGINS`` is refused (403). Clients that are not browsers send none and are
+any page open one, so a page on another site could use a key it holds: an ``Origin`` that
+``FILEPIPE_ALLOWED_ORIGINS`` does not allow (origins and patterns, ``filepipe.origins``) is
+refused (403). Clients that are not browsers send none and are
 let through; their key is what authenticates them.
 """
 
@@ -15,7 +16,6 @@ from __future__ import annotations
 import http
 import json
 import uuid
-from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -24,7 +24,8 @@ from websockets.datastructures import Headers
 from websockets.http11 import Response
 
 from filepipe.auth import bearer_token
-from filepipe.errors import BadRequest, NotFound, ProblemError, Unauthorized
+from filepipe.errors import BadRequest, Forbidden, NotFound, ProblemError, Unauthorized
+from filepipe.origins import AllowedOrigins
 
 WS_PATH = "/ws"
 HEALTH_PATH = "/healthz"
@@ -73,25 +74,19 @@ def parse_file_id(values: list[str] | None) -> str | None:
         ) from exc
 
 
-class Forbidden(ProblemError):
-    status = 403
-    title = "Forbidden"
-
-
 class TooManyConnections(ProblemError):
     status = 429
     title = "Too Many Requests"
 
 
-def check_origin(headers: Headers, allowed: Collection[str]) -> None:
-    """``Forbidden`` unless the request has no ``Origin`` or one in ``allowed`` (lower case;
-    ``*`` allows any)."""
+def check_origin(headers: Headers, allowed: AllowedOrigins) -> None:
+    """``Forbidden`` unless the request has no ``Origin`` or one ``allowed``."""
     origins = headers.get_all("Origin")
     if not origins:
         return
     if len(origins) > 1:
         raise Forbidden("send at most one Origin header")
-    if "*" in allowed or origins[0].strip().lower() in allowed:
+    if allowed.allows(origins[0]):
         return
     raise Forbidden(f"WebSocket connections from the origin {origins[0][:200]!r} are not allowed")
 

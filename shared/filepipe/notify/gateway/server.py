@@ -47,6 +47,7 @@ from filepipe.notify import realtime
 from filepipe.notify.gateway import handshake
 from filepipe.notify.gateway.hub import Hub, Subscriber
 from filepipe.notify.gateway.sessions import EXPIRED, Sessions
+from filepipe.origins import AllowedOrigins
 from filepipe.runtime import start
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ class Gateway:
         self.pool = pool
         self.hub = Hub()
         self.sessions = Sessions(settings.gateway_max_connections_per_tenant)
-        self.allowed_origins = frozenset(o.lower() for o in settings.allowed_origins)
+        self.allowed_origins = AllowedOrigins(settings.allowed_origins)
         self.redis_ready = asyncio.Event()
         self._accepted: weakref.WeakKeyDictionary[ServerConnection, Subscriber] = (
             weakref.WeakKeyDictionary()
