@@ -1,0 +1,106 @@
+"""The upload page (``web/``) in Debian's Chromium, driven by Playwright, against the whole
+stack behind ``local.front``.
+
+Each test's final page is saved to ``screenshots/<test>.png`` (git-ignored, kept by the run).
+Files from ``MULTIPART_FROM`` bytes on go in parts (the page's constant of the same name).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from playwright.sync_api import Browser, Page, Playwright, Route, sync_playwright
+
+from filepipe import auth
+from tests.support.stack import Stack, full_stack
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = Path(__file__).parent / "screenshots"
+MIB = 1024 * 1024
+MULTIPART_FROM = 16 * MIB
+LOCAL_ORIGINS = "http://127.0.0.1:*,http://localhost:*"
+
+
+@pytest.fixture(scope="package")
+def stack(service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Stopped after this package: its broker emulator consumes the session S3 server's
+    notifications, which other tests' pipelines must receive."""
+    with full_stack(
+        service_env,
+        logs=tmp_path_factory.mktemp("browser-stack"),
+        FILEPIPE_ALLOWED_ORIGINS=LOCAL_ORIGINS,
+        FILEPIPE_CURSOR_SECRET="browser-tests-cursor-secret",
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="package")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="package")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    # TEMPORARY with _serve_web: a page Playwright fulfils has no address, so Chromium's Local
+    # Network Access checks would refuse its connections to 127.0.0.1.
+    chromium = playwright.chromium.launch(
+        executable_path=CHROMIUM, args=["--disable-features=LocalNetworkAccessChecks"]
+    )
+    yield chromium
+    chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """A fresh browser context's page; its last state is saved as a screenshot, and what it
+    logged is printed (pytest shows it when the test fails)."""
+    context = browser.new_context(viewport={"width": 1100, "height": 800})
+    opened = context.new_page()
+    opened.on("console", lambda message: print(f"console {message.type}: {message.text}"))
+    try:
+        yield opened
+    finally:
+        SCREENSHOTS.mkdir(exist_ok=True)
+        opened.screenshot(path=SCREENSHOTS / f"{request.node.name}.png", full_page=True)
+        context.close()
+
+
+@pytest.fixture
+def api_key(conn: psycopg.Connection[dict[str, Any]]) -> str:
+    """A key of a tenant of this test alone."""
+    return auth.create_key(conn, f"web-{uuid.uuid4().hex[:10]}")
+
+
+WEB = Path(__file__).parents[2] / "web"
+
+
+def open_page(page: Page, origin: str, credential: str, *, api: str | None = None) -> None:
+    """Load the page from ``origin`` with ``credential`` in the fragment (and ``api``, the
+    filepipe origin when it is another)."""
+    fragment = f"token={credential}" + (f"&api={api}" if api else "")
+    if api is None:
+        _serve_web(page, origin)
+    page.goto(f"{origin}/#{fragment}")
+    page.wait_for_function("() => location.hash === ''")
+
+
+def _serve_web(page: Page, origin: str) -> None:
+    """TEMPORARY until the front serves ``web/`` (branch cors): the browser gets the page's
+    files for ``origin`` from this tree, its API calls still go to the front."""
+    files = {"": "index.html", "app.js": "app.js", "style.css": "style.css"}
+    types = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
+
+    def fulfil(route: Route) -> None:
+        path = WEB / files[route.request.url.removeprefix(f"{origin}/")]
+        route.fulfill(body=path.read_bytes(), content_type=types[path.suffix])
+
+    for name in files:
+        page.route(f"{origin}/{name}", fulfil)
