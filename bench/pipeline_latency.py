@@ -55,8 +55,8 @@ def upload(session: requests.Session, key: str, index: int) -> tuple[str, dateti
     )
     response.raise_for_status()
     body = response.json()
-    headers = {k: v for k, v in body["upload"]["headers"].items() if k != "Content-Length"}
-    session.put(body["upload"]["url"], data=data, headers=headers, timeout=30).raise_for_status()
+    upload = body["upload"]
+    session.put(upload["url"], data=data, headers=upload["headers"], timeout=30).raise_for_status()
     return body["id"], datetime.now(UTC)
 
 

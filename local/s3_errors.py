@@ -174,6 +174,9 @@ ENTITY_TOO_SMALL = Refusal(
 ENTITY_TOO_LARGE = Refusal(
     400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed object size."
 )
+CORS_FORBIDDEN = Refusal(403, "AccessForbidden", "CORSResponse: This CORS request is not allowed.")
+"""S3's answer to a preflight its CORS rules refuse (MinIO's global CORS answers 204 without CORS
+headers); either way the browser stops there."""
 NOT_IMPLEMENTED = Refusal(
     501, "NotImplemented", "A header you provided implies functionality that is not implemented"
 )

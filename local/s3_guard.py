@@ -5,7 +5,7 @@ conditional write apart from storing it. This WSGI middleware sits in front of m
 (inside ``local.s3_notifier.NotifyingApp``, so a refused request stores nothing and publishes
 no notification) and, for each request:
 
-1. lets CORS preflights (``OPTIONS``) through: browsers send them without credentials;
+1. lets ``OPTIONS`` through (browsers' preflights are answered before, by ``local.s3_cors``);
 2. refuses bodies it cannot check: chunked without ``Content-Length`` (411
    ``MissingContentLength``, as MinIO) and aws-chunked ``STREAMING-*`` payloads (501
    ``NotImplemented``: their chunk signatures are not verified here);

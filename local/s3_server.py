@@ -13,6 +13,7 @@ signatures (presigned URLs, ``Authorization`` headers, POST policies) with the k
 ``FILEPIPE_S3_ACCESS_KEY_ID`` / ``FILEPIPE_S3_SECRET_ACCESS_KEY`` (MinIO's default root user
 ``minioadmin`` / ``minioadmin`` when unset) in region ``FILEPIPE_S3_REGION``, expiry, body
 length and digests, and ``If-None-Match: *``; refusals are S3 XML errors with MinIO's codes.
+Browsers on the origins of ``FILEPIPE_ALLOWED_ORIGINS`` get CORS (``local.s3_cors``).
 Multipart completion and GetObject run in bounded memory (``local.s3_large_objects``), so objects
 of many GiB go through.
 """
@@ -36,10 +37,12 @@ from werkzeug.serving import make_server
 
 from filepipe.config import Settings
 from filepipe.logs import configure_logging
+from filepipe.origins import AllowedOrigins
 from local import s3_large_objects
 from local.minio_events import Origin
 from local.s3_amqp import AmqpPublisher
 from local.s3_auth import Authenticator
+from local.s3_cors import CorsApp
 from local.s3_guard import GuardApp
 from local.s3_notifier import Clock, NotifyingApp
 
@@ -73,7 +76,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         Authenticator({access_key: secret}, settings.s3_region),
         object_exists,
     )
-    app = NotifyingApp(guard, publisher, Origin(endpoint, str(uuid.uuid4())), Clock())
+    cors = CorsApp(guard, AllowedOrigins(settings.allowed_origins), region=settings.s3_region)
+    app = NotifyingApp(cors, publisher, Origin(endpoint, str(uuid.uuid4())), Clock())
     server = make_server(args.host, port, app, threaded=True, request_handler=MotoRequestHandler)
 
     stop = threading.Event()

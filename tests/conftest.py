@@ -30,6 +30,8 @@ AMQP_URL = os.environ.get("FILEPIPE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.
 SESSION = uuid.uuid4().hex[:10]
 WEBHOOK_SECRET_KEY = Fernet.generate_key().decode()
 """This session's key for webhook secrets at rest (``make up`` has one in local/filepipe.env)."""
+LOCAL_ORIGINS = "http://localhost:*,http://127.0.0.1:*"
+"""The browser origins the session's S3 server allows, as under ``make up``."""
 
 
 @contextmanager
@@ -85,10 +87,12 @@ def s3_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def s3_server(s3_env: dict[str, str], s3_log: Path) -> Iterator[str]:
-    """The local S3 server (moto + MinIO-format notifications) as a real process."""
+    """The local S3 server (moto + MinIO-format notifications) as a real process; pages on
+    ``LOCAL_ORIGINS`` may use it (CORS)."""
     port = free_port()
     args = ["-m", "local.s3_server", "--port", str(port)]
-    with running(args, port=port, env=s3_env, output=s3_log):
+    env = {**s3_env, "FILEPIPE_ALLOWED_ORIGINS": LOCAL_ORIGINS}
+    with running(args, port=port, env=env, output=s3_log):
         yield f"http://127.0.0.1:{port}"
 
 

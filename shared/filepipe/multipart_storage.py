@@ -3,8 +3,10 @@
 The API calls go to the endpoint functions use (``Runtime.s3``); part URLs are signed for the one
 clients reach (``Runtime.s3_presigner``), as single PUTs are (``filepipe.storage``). A part URL is
 SigV4 with ``Content-Length`` and, when a digest is given, ``x-amz-checksum-sha256`` in
-``X-Amz-SignedHeaders``: storage refuses a body of another length or digest. CompleteMultipartUpload
-sends ``If-None-Match: *``, so the object is created once. Listings read every page.
+``X-Amz-SignedHeaders``: storage refuses a body of another length or digest. The length is not
+among the headers handed to the client (a browser may not set it; every client sends it).
+CompleteMultipartUpload sends ``If-None-Match: *``, so the object is created once. Listings read
+every page.
 Storage's refusals that a caller can act on become this module's errors; an outage stays
 botocore's (an HTTP function answers 503).
 """
@@ -85,7 +87,8 @@ def presign_part(
 ) -> PresignedUpload:
     """A presigned UploadPart binding the part's length and (optionally) its SHA-256.
 
-    ``headers`` are the signed ones: the client must send exactly them with the body.
+    ``headers`` are the signed ones but ``Content-Length``: the client sends exactly them with
+    a body of ``length`` bytes.
     """
     params: dict[str, Any] = {
         "Bucket": bucket,
@@ -94,8 +97,7 @@ def presign_part(
         "PartNumber": number,
         "ContentLength": length,
     }
-    headers = {"Content-Length": str(length)}
-    return presign_body(client, "upload_part", params, headers, sha256_hex, expires_in)
+    return presign_body(client, "upload_part", params, {}, sha256_hex, expires_in)
 
 
 def list_parts(client: S3Client, *, bucket: str, key: str, upload_id: str) -> list[StoredPart]:

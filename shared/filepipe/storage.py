@@ -4,7 +4,9 @@ The presigned PUT is SigV4 with ``Content-Type``, ``Content-Length``, ``If-None-
 when a digest is declared, ``x-amz-checksum-sha256`` in ``X-Amz-SignedHeaders``: storage that
 checks signatures (S3, MinIO) refuses a request whose headers differ, verifies the body against
 the checksum, and answers ``412 PreconditionFailed`` once the key exists (a conditional write), so
-the URL creates its object once and cannot overwrite it afterwards.
+the URL creates its object once and cannot overwrite it afterwards. The headers handed to the
+client are those a browser may set: ``Content-Length`` is left out (browsers and HTTP clients
+send the body's length themselves; the signature still binds it).
 
 The presigned GET signs ``response-content-disposition`` and ``response-content-type``, so storage
 answers with the file's name as an attachment (RFC 6266, with an RFC 8187/5987 UTF-8 name) and the
@@ -96,7 +98,8 @@ def presign_put(
 ) -> PresignedUpload:
     """A presigned PUT binding the body's type, length and (optionally) SHA-256, creating only.
 
-    ``headers`` are the signed ones: the client must send exactly them with the body.
+    ``headers`` are the signed ones but ``Content-Length``: the client sends exactly them with
+    a body of ``size`` bytes.
     """
     params: dict[str, Any] = {
         "Bucket": bucket,
@@ -105,7 +108,7 @@ def presign_put(
         "ContentLength": size,
         "IfNoneMatch": "*",
     }
-    headers = {"Content-Type": content_type, "Content-Length": str(size), "If-None-Match": "*"}
+    headers = {"Content-Type": content_type, "If-None-Match": "*"}
     return presign_body(client, "put_object", params, headers, sha256_hex, expires_in)
 
 
@@ -118,7 +121,8 @@ def presign_body(
     expires_in: int,
 ) -> PresignedUpload:
     """A presigned PUT of ``operation`` signing ``params`` and, when a digest is given,
-    ``x-amz-checksum-sha256`` too (added to the ``headers`` the client must send)."""
+    ``x-amz-checksum-sha256`` too (added to the ``headers`` the client must send; a
+    ``ContentLength`` in ``params`` is signed, and sent by the client as the body's length)."""
     if sha256_hex:
         checksum = base64.b64encode(bytes.fromhex(sha256_hex)).decode()
         params = {**params, "ChecksumSHA256": checksum}

@@ -28,7 +28,8 @@ def md5(data: bytes) -> str:
 
 class Storage:
     """``POST /uploads/f/parts`` and the part PUTs; the first PUT of each of ``failing`` is a
-    503. Records every request and the most parts ever in flight at once."""
+    503, a PUT without its exact ``Content-Length`` (chunked) a 411, as from the local S3.
+    Records every request and the most parts ever in flight at once."""
 
     def __init__(self, failing: Collection[int] = ()) -> None:
         self.failing = set(failing)
@@ -56,6 +57,8 @@ class Storage:
         data = request.read()
         with self.lock:
             self.in_flight -= 1
+            if request.headers.get("Content-Length") != str(len(data)):
+                return httpx.Response(411, text="<Error><Code>MissingContentLength</Code></Error>")
             self.puts[number] += 1
             if number in self.failing:
                 self.failing.discard(number)

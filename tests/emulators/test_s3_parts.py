@@ -78,7 +78,7 @@ def test_a_part_with_its_signed_length_and_digest_is_stored(
     ("body", "headers", "status", "code"),
     [
         (PART.replace(b"p", b"q", 1), {}, 400, "XAmzContentChecksumMismatch"),
-        (PART + b"!", {"Content-Length": str(len(PART) + 1)}, 403, "SignatureDoesNotMatch"),
+        (PART + b"!", {}, 403, "SignatureDoesNotMatch"),
         (PART, {"x-amz-checksum-sha256": base64.b64encode(b"\0" * 32).decode()}, 403,
          "SignatureDoesNotMatch"),
     ],

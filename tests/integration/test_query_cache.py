@@ -14,7 +14,6 @@ from typing import Any
 
 import psycopg
 import pytest
-import requests
 from flask.testing import FlaskClient
 from redis import Redis
 
@@ -30,7 +29,7 @@ from filepipe.query.cache import ReadCache, api_key_entry, forget_api_key
 from filepipe.runtime import Runtime
 from tests.support.files import add_file, tenants
 from tests.support.functions import function_app
-from tests.support.uploads import request_upload
+from tests.support.uploads import put, request_upload
 from tests.support.waiting import free_port, wait_until
 
 pytestmark = pytest.mark.integration
@@ -102,8 +101,7 @@ def test_status_changes_show_at_once_after_processing_dead_letters_and_expiry(
     pending = read(client, key, processed["id"])
     assert pending.get_json()["status"] == "PENDING"
     assert redis.exists(entry_key(processed["id"]))
-    headers = {k: v for k, v in processed["upload"]["headers"].items() if k != "Content-Length"}
-    assert requests.put(processed["upload"]["url"], data=PDF, headers=headers, timeout=10).ok
+    put(processed, PDF)
     record = ObjectCreated(
         "s3:ObjectCreated:Put", processed["bucket"], processed["key"], None, None
     )

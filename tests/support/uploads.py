@@ -29,7 +29,8 @@ def request_upload(client: FlaskClient, key: str, data: bytes, **declared: Any) 
 
 
 def put(upload: dict[str, Any], data: bytes) -> None:
-    """PUT ``data`` to the presigned URL with the headers it signs (requests sets the length)."""
-    headers = {k: v for k, v in upload["upload"]["headers"].items() if k != "Content-Length"}
-    response = requests.put(upload["upload"]["url"], data=data, headers=headers, timeout=60)
+    """PUT ``data`` to the presigned URL with the headers listed (requests sets the length)."""
+    response = requests.put(
+        upload["upload"]["url"], data=data, headers=upload["upload"]["headers"], timeout=60
+    )
     assert response.status_code == 200, response.text

@@ -173,10 +173,25 @@ class Client:
 
     # Storage (presigned URLs)
 
-    def put(self, url: str, headers: Mapping[str, str], content: Iterable[bytes] | bytes) -> str:
-        """PUT ``content`` to a presigned URL; the object's or part's ETag."""
+    def put(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        content: Iterable[bytes] | bytes,
+        *,
+        length: int | None = None,
+    ) -> str:
+        """PUT ``content`` to a presigned URL; the object's or part's ETag.
+
+        ``length`` is sent as ``Content-Length``, which the URL signs but filepipe does not list
+        in ``headers``: give it for streamed ``content`` (httpx would send it chunked, and
+        storage refuses a chunked body with 411).
+        """
+        sent = dict(headers)
+        if length is not None:
+            sent["Content-Length"] = str(length)
         try:
-            response = self._storage.put(url, headers=dict(headers), content=content)
+            response = self._storage.put(url, headers=sent, content=content)
         except httpx.TransportError as exc:
             raise ConnectionFailed(_origin(url), _reason(exc)) from exc
         _check_storage(response)

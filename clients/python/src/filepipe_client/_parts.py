@@ -170,7 +170,8 @@ class PartSender:
                     yield piece
 
             try:
-                return part.number, self.client.put(url, headers, pieces())
+                etag = self.client.put(url, headers, pieces(), length=len(part.data))
+                return part.number, etag
             except (StorageError, ConnectionFailed):
                 attempt += 1
                 if attempt >= PART_ATTEMPTS:

@@ -133,7 +133,7 @@ class Uploader:
         self.progress.start(path, stat.st_size)
         upload = created.upload
         if isinstance(upload, SingleUpload):
-            self._put(path, upload)
+            self._put(path, upload, stat.st_size)
             return UploadResult(path, created.file, 1, 0, already_uploaded=False)
         stored = (
             {part.number: part for part in self.client.stored_parts(created.file.id).parts}
@@ -172,8 +172,9 @@ class Uploader:
                 self.client.abort_upload(created.file.id)  # --restart: cancelled, then afresh
         raise Conflict(409, f"no fresh upload after {FRESH_KEYS} keys; try again later")
 
-    def _put(self, path: Path, upload: SingleUpload) -> None:
-        """One presigned PUT, streamed from disk; tried again on failures that may pass."""
+    def _put(self, path: Path, upload: SingleUpload, size: int) -> None:
+        """One presigned PUT of ``size`` bytes, streamed from disk; tried again on failures that
+        may pass."""
         attempt = 0
         while True:
             sent = 0
@@ -187,7 +188,7 @@ class Uploader:
                         yield piece
 
             try:
-                self.client.put(upload.url, upload.headers, pieces())
+                self.client.put(upload.url, upload.headers, pieces(), length=size)
                 return
             except StorageError as exc:
                 if exc.status == 412:
