@@ -108,9 +108,7 @@ def get_files(request: Request, tenant: str) -> Response:
     )
 
 
-def get_file(
-    request: Request, tenant: str, token: UploadToken | None, id: uuid.UUID
-) -> Response:
+def get_file(request: Request, tenant: str, token: UploadToken | None, id: uuid.UUID) -> Response:
     file = _read_file(_current(), tenant, id) if token is None else _token_file(tenant, id, token)
     if file is None:
         raise NotFound(f"no file {id}")

@@ -50,9 +50,7 @@ def post_upload(request: Request, tenant: str, token: UploadToken | None) -> Res
     return json_response(created.body, status=201, headers=headers)
 
 
-def post_parts(
-    request: Request, tenant: str, token: UploadToken | None, id: uuid.UUID
-) -> Response:
+def post_parts(request: Request, tenant: str, token: UploadToken | None, id: uuid.UUID) -> Response:
     part_request = parse_part_request(json_body(request))
     rt = runtime.current()
     file = parts.load(rt, tenant, id, token)

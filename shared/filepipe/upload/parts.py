@@ -1,8 +1,8 @@
 """The parts of a multipart upload: presigning them, listing them, completing and aborting.
 
 Each works on the caller's file (another tenant's or an unknown one is a 404; with an upload
-token, one the token did not make too) that is a multipart upload. Presigning and listing need it PENDING and open; anything else is a 409 naming its
-status. Completing checks the listed parts against ListParts (``multipart.completion_errors``,
+token, one the token did not make too) that is a multipart upload. Presigning and listing need
+it PENDING and open; anything else is a 409 naming its status. Completing checks the listed parts against ListParts (``multipart.completion_errors``,
 a 422 naming each fault), records a SHA-256 given then as the declared one, and calls
 CompleteMultipartUpload: the object-created notification then drives processing as for any
 object. A completion retried after the upload completed answers the file again. Aborting calls
@@ -39,9 +39,7 @@ _NOT_COMPLETED = frozenset({Status.PENDING, Status.CANCELLED, Status.EXPIRED, St
 """Statuses of a multipart file whose object never came from its upload."""
 
 
-def load(
-    rt: Runtime, tenant: str, file_id: uuid.UUID, token: UploadToken | None = None
-) -> FileRow:
+def load(rt: Runtime, tenant: str, file_id: uuid.UUID, token: UploadToken | None = None) -> FileRow:
     """The tenant's multipart file, made with ``token`` if given (404 unknown, 409 a single-PUT
     file)."""
     with rt.pool.connection() as conn:

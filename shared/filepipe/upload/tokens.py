@@ -16,14 +16,15 @@ from typing import Any
 from filepipe import mediatypes, settings_values, upload_tokens
 from filepipe.config import Settings
 from filepipe.errors import BadRequest, PayloadTooLarge, ServiceUnavailable, UnsupportedMediaType
-from filepipe.upload_tokens import Scope, UploadToken
 from filepipe.upload.request import UploadRequest, parse_metadata
+from filepipe.upload_tokens import Scope, UploadToken
 from filepipe.web.bodies import iso
 
 _FIELDS = frozenset(
     {"expires_in", "max_files", "max_file_bytes", "content_types", "metadata", "label"}
 )
 MAX_CONTENT_TYPES = 50
+_MEDIA_RANGE = settings_values.MEDIA_RANGE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,9 +49,7 @@ def parse_token_request(body: Mapping[str, Any], settings: Settings) -> TokenReq
     metadata = parse_metadata(body.get("metadata", {}), fail)
     label = body.get("label")
     if "label" in body and not (
-        isinstance(label, str)
-        and 0 < len(label) <= upload_tokens.MAX_LABEL
-        and label.isprintable()
+        isinstance(label, str) and 0 < len(label) <= upload_tokens.MAX_LABEL and label.isprintable()
     ):
         fail("label", f"must be 1-{upload_tokens.MAX_LABEL} printable characters")
     if errors:
@@ -142,7 +141,9 @@ def _content_types(value: Any, fail: Callable[[str, str], None]) -> tuple[str, .
     if (
         not isinstance(value, list)
         or not 0 < len(value) <= MAX_CONTENT_TYPES
-        or not all(isinstance(e, str) and settings_values.MEDIA_RANGE.fullmatch(e.lower()) for e in value)
+        or not all(
+            isinstance(e, str) and settings_values.MEDIA_RANGE.fullmatch(e.lower()) for e in value
+        )
     ):
         fail("content_types", rule)
         return None

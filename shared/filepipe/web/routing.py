@@ -119,7 +119,6 @@ class Api:
         refuse_malformed(params, request.args, route.query)
         return route.handler(request, **params)
 
-
     def _caller(self, route: Route, request: Request) -> dict[str, Any]:
         """The handler's ``tenant`` (and ``token``, for a route taking upload tokens)."""
         text = upload_tokens.in_header(request.headers.get("Authorization"))
