@@ -5,9 +5,10 @@ token, one the token did not make too) that is a multipart upload. Presigning an
 it PENDING and open; anything else is a 409 naming its status. Completing checks the listed
 parts against ListParts (``multipart.completion_errors``, a 422 naming each fault), records a
 SHA-256 given then as the declared one, and calls CompleteMultipartUpload: the object-created
-notification then drives processing as for any object. A completion retried after the upload completed answers the file again. Aborting calls
-AbortMultipartUpload and moves the file PENDING → CANCELLED with ``file.cancelled``; repeating
-it answers the same, and a file whose upload completed is a 409.
+notification then drives processing as for any object. A completion retried after the upload
+completed answers the file again. Aborting calls AbortMultipartUpload and moves the file
+PENDING → CANCELLED with ``file.cancelled``; repeating it answers the same, and a file whose
+upload completed is a 409.
 """
 
 from __future__ import annotations
