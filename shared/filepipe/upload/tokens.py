@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from filepipe import mediatypes, settings_values, upload_tokens
+from filepipe import config, mediatypes, settings_values, upload_tokens
 from filepipe.config import Settings
 from filepipe.errors import BadRequest, PayloadTooLarge, ServiceUnavailable, UnsupportedMediaType
 from filepipe.upload.request import UploadRequest, parse_metadata
@@ -80,7 +80,7 @@ def mint(settings: Settings, tenant: str, request: TokenRequest) -> dict[str, An
     """A new token for ``tenant``, as ``POST /upload-tokens`` answers it (503 without keys)."""
     if not settings.upload_token_secrets:
         raise ServiceUnavailable(
-            "upload tokens are not set up on this server (FILEPIPE_UPLOAD_TOKEN_SECRETS)"
+            f"upload tokens are not set up on this server ({config.UPLOAD_TOKEN_SECRETS} unset)"
         )
     token, text = upload_tokens.mint(
         tenant, request.scope, lifetime=request.lifetime, secret=settings.upload_token_secrets[0]
