@@ -62,7 +62,7 @@ def test_every_listed_secret_verifies_so_a_secret_can_be_rotated() -> None:
 
 
 def test_an_expired_token_is_refused_as_expired() -> None:
-    token, text = minted(lifetime=60)
+    _, text = minted(lifetime=60)
 
     with pytest.raises(Unauthorized) as refused:
         upload_tokens.decode(text, [SECRET], now=time.time() + 61)
