@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import FilePayload, Page, expect
 
 from tests.browser.conftest import MIB, MULTIPART_FROM, open_page
 from tests.support.multipart import pdf_bytes
@@ -14,10 +14,6 @@ from tests.support.stack import Stack
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 PROCESSING = 30_000
 """Milliseconds to wait for a status the pipeline sets."""
-
-
-def row(page: Page, name: str) -> object:
-    return page.locator(".upload", has=page.locator(".name", has_text=name))
 
 
 def test_three_files_one_multipart_end_processed(
@@ -75,8 +71,8 @@ def test_list_filters_download_and_delete(page: Page, stack: Stack, api_key: str
     page.set_input_files(
         "#picker",
         [
-            {"name": "a.png", "mimeType": "image/png", "buffer": PNG},
-            {"name": "b.pdf", "mimeType": "application/pdf", "buffer": pdf_bytes(2000, b"b")},
+            FilePayload(name="a.png", mimeType="image/png", buffer=PNG),
+            FilePayload(name="b.pdf", mimeType="application/pdf", buffer=pdf_bytes(2000, b"b")),
         ],
     )
     for name in ("a.png", "b.pdf"):
