@@ -36,7 +36,7 @@ function setCredential(value) {
   $("#credential").value = state.credential;
   const isKey = state.credential !== "" && !isUploadToken();
   $("#recent").hidden = !isKey;
-  if (state.socket) state.socket.close();
+  if (state.socket) state.socket.then((socket) => socket.close(), () => {});
   state.socket = null;
   if (isKey) refreshFiles();
 }
@@ -96,7 +96,7 @@ async function upload(file) {
     const created = await api("POST", "/uploads", request);
     row.id = created.id;
     state.rows.set(created.id, row);
-    await watch(created.id);
+    await watch();
     show(row, "UPLOADING");
     const started = performance.now();
     if (created.upload.method === "MULTIPART") await sendParts(created, file, row, started);
@@ -164,41 +164,34 @@ function storageError(xml) {
 
 // --- live status --------------------------------------------------------------------------
 
-function socketUrl(fileId) {
+function openSocket() {
   const url = new URL("/ws", state.api);
   url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-  url.searchParams.set("token", state.credential);
-  if (fileId) url.searchParams.set("file_id", fileId);
-  return url.href;
-}
-
-function openSocket(fileId) {
+  url.searchParams.set("token", state.credential); // browsers cannot set headers on a WebSocket
   return new Promise((resolve, reject) => {
-    const socket = new WebSocket(socketUrl(fileId));
+    const socket = new WebSocket(url);
     socket.onmessage = (message) => onEvent(JSON.parse(message.data));
     socket.onopen = () => resolve(socket);
     socket.onerror = () => reject(new Error("the live status connection (/ws) was refused"));
   });
 }
 
-/** Resolves once events about ``fileId`` will arrive: an API key shares one socket for the
- * tenant (reopened after a drop, then every open upload re-read); a token has one per file. */
-async function watch(fileId) {
-  if (isUploadToken()) {
-    const socket = await openSocket(fileId);
-    state.rows.get(fileId).socket = socket;
-    return;
-  }
+/** Resolves once events about the page's uploads will arrive: one socket for the credential
+ * (a token's gets only the events of its own files), reopened after a drop, when every
+ * unfinished upload is read again. */
+async function watch() {
   if (!state.socket) {
-    state.socket = openSocket(null).then((socket) => {
+    const opening = openSocket().then((socket) => {
       socket.onclose = () => {
+        if (state.socket !== opening) return; // replaced: the credential changed
         state.socket = null;
-        const open = [...state.rows].filter(([, row]) => !FINAL.has(row.status));
-        if (open.length) setTimeout(() => watch(open[0][0]).then(() => open.forEach(([id]) => sync(id))), 1000);
+        const open = [...state.rows].filter(([, row]) => !FINAL.has(row.status)).map(([id]) => id);
+        if (open.length) setTimeout(() => watch().then(() => open.forEach(sync)), 1000);
       };
       return socket;
     });
-    state.socket.catch(() => { state.socket = null; });
+    opening.catch(() => { if (state.socket === opening) state.socket = null; });
+    state.socket = opening;
   }
   await state.socket;
 }
@@ -210,7 +203,7 @@ function onEvent(event) {
   if (row.status === "UPLOADING" && data.status === "PENDING") return;
   row.version = data.version;
   show(row, data.status, data.reason || "");
-  if (FINAL.has(data.status)) settle(row);
+  if (FINAL.has(data.status)) settle();
 }
 
 /** Shows the file as the API has it now (events missed while no socket was open). */
@@ -219,8 +212,7 @@ async function sync(fileId) {
   if (file) onEvent({ data: { file_id: fileId, status: file.status, version: file.version, reason: file.error } });
 }
 
-function settle(row) {
-  if (row.socket) row.socket.close();
+function settle() {
   if (!$("#recent").hidden) refreshFiles();
 }
 

@@ -14,7 +14,15 @@ from typing import Any
 
 import psycopg
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, Route, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    FilePayload,
+    Locator,
+    Page,
+    Playwright,
+    Route,
+    sync_playwright,
+)
 
 from filepipe import auth
 from tests.support.stack import Stack, full_stack
@@ -26,6 +34,9 @@ SCREENSHOTS = Path(__file__).parent / "screenshots"
 MIB = 1024 * 1024
 MULTIPART_FROM = 16 * MIB
 LOCAL_ORIGINS = "http://127.0.0.1:*,http://localhost:*"
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+PROCESSING = 30_000
+"""Milliseconds to wait for a status the pipeline sets."""
 
 
 @pytest.fixture(scope="package")
@@ -90,6 +101,16 @@ def open_page(page: Page, origin: str, credential: str, *, api: str | None = Non
         _serve_web(page, origin)
     page.goto(f"{origin}/#{fragment}")
     page.wait_for_function("() => location.hash === ''")
+
+
+def upload_row(page: Page, name: str) -> Locator:
+    """The row of the upload of the file called ``name``."""
+    return page.locator(".upload", has=page.locator(".name", has_text=name))
+
+
+def png(name: str, padding: int = 0) -> FilePayload:
+    """A file called ``name`` that sniffs as a PNG, ``padding`` zero bytes longer."""
+    return FilePayload(name=name, mimeType="image/png", buffer=PNG + bytes(padding))
 
 
 def _serve_web(page: Page, origin: str) -> None:

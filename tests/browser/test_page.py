@@ -7,13 +7,17 @@ from pathlib import Path
 
 from playwright.sync_api import FilePayload, Page, expect
 
-from tests.browser.conftest import MIB, MULTIPART_FROM, open_page
+from tests.browser.conftest import (
+    MIB,
+    MULTIPART_FROM,
+    PNG,
+    PROCESSING,
+    open_page,
+    png,
+    upload_row,
+)
 from tests.support.multipart import pdf_bytes
 from tests.support.stack import Stack
-
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
-PROCESSING = 30_000
-"""Milliseconds to wait for a status the pipeline sets."""
 
 
 def test_three_files_one_multipart_end_processed(
@@ -34,7 +38,7 @@ def test_three_files_one_multipart_end_processed(
     page.set_input_files("#picker", [tmp_path / name for name in files])
 
     for name in files:
-        upload = page.locator(".upload", has=page.locator(".name", has_text=name))
+        upload = upload_row(page, name)
         expect(upload.locator(".status")).to_have_text("PROCESSED", timeout=PROCESSING)
         expect(upload.locator("progress")).to_have_js_property("value", 1)
         expect(upload.locator(".speed")).to_have_text(re.compile(r"^\d+(\.\d)? [KMG]?i?B/s$"))
@@ -46,9 +50,7 @@ def test_three_files_one_multipart_end_processed(
         expect(listed.filter(has_text=name).locator(".status")).to_have_text("PROCESSED")
 
 
-def test_a_lying_file_is_rejected_with_the_reason(
-    page: Page, stack: Stack, api_key: str
-) -> None:
+def test_a_lying_file_is_rejected_with_the_reason(page: Page, stack: Stack, api_key: str) -> None:
     open_page(page, stack.url, api_key)
     dropped = page.evaluate_handle(
         """([name, bytes]) => {
@@ -61,7 +63,7 @@ def test_a_lying_file_is_rejected_with_the_reason(
 
     page.dispatch_event("#drop", "drop", {"dataTransfer": dropped})
 
-    upload = page.locator(".upload", has=page.locator(".name", has_text="invoice.pdf"))
+    upload = upload_row(page, "invoice.pdf")
     expect(upload.locator(".status")).to_have_text("REJECTED", timeout=PROCESSING)
     expect(upload.locator(".reason")).to_have_text("content is image/png, application/pdf declared")
 
@@ -71,7 +73,7 @@ def test_list_filters_download_and_delete(page: Page, stack: Stack, api_key: str
     page.set_input_files(
         "#picker",
         [
-            FilePayload(name="a.png", mimeType="image/png", buffer=PNG),
+            png("a.png"),
             FilePayload(name="b.pdf", mimeType="application/pdf", buffer=pdf_bytes(2000, b"b")),
         ],
     )
