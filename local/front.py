@@ -1,12 +1,14 @@
 """Local front: one URL for the clients of ``make up``, routing as ``local/nginx.conf`` does.
 
-``python -m local.front [--host 127.0.0.1] [--port 8080] [--upstream NAME=URL …]`` serves
-HTTP/1.1 and sends each request to the function its path belongs to (``ROUTES``): a plain string
-prefix of the normalised path, as an nginx ``location /prefix`` (so ``/filesx`` goes to query
-too); anything else is a 404. The request target goes upstream unchanged, with the client's
-``Host``, ``X-Forwarded-For`` (appended to), ``X-Forwarded-Proto`` and ``X-Forwarded-Host``;
-hop-by-hop headers are dropped. An ``Upgrade`` request to ``/ws`` is handed to the gateway and,
-once it answers 101, bytes are tunnelled both ways until either side closes. Interim answers
+``python -m local.front [--host 127.0.0.1] [--port 8080] [--upstream NAME=URL …] [--web DIR]``
+serves HTTP/1.1 and sends each request to the function its path belongs to (``ROUTES``): a plain
+string prefix of the normalised path, as an nginx ``location /prefix`` (so ``/filesx`` goes to
+query too). Any other ``GET`` or ``HEAD`` may be the web page: ``/`` and the files of ``web/``
+(``local.front_files``), so the page calls the API from its own origin; anything else is a 404.
+The request target goes upstream unchanged, with the client's ``Host``, ``X-Forwarded-For``
+(appended to), ``X-Forwarded-Proto`` and ``X-Forwarded-Host``; hop-by-hop headers are dropped. An
+``Upgrade`` request to ``/ws`` is handed to the gateway and, once it answers 101, bytes are
+tunnelled both ways until either side closes. Interim answers
 (``100 Continue``) reach the client as they come.
 
 Bodies stream both ways in small pieces, framing (``Content-Length`` or chunked) relayed as it
@@ -17,9 +19,10 @@ without keep-alive does). Upstream refused, unreachable or closing before answer
 answer within ``TIMEOUT`` (presign: ``ANSWER_TIMEOUTS``) after the request was sent: 504; both
 as problem+json, like the 404 and 400s of the front itself.
 
-Configuration: argument > environment > default. ``FILEPIPE_FRONT_HOST``, ``FILEPIPE_FRONT_PORT``
-and ``FILEPIPE_FRONT_UPSTREAMS`` (``"presign=http://127.0.0.1:8081,query=…"``, only the named
-ones change) beside the flags; the defaults are the ports of ``make up``.
+Configuration: argument > environment > default. ``FILEPIPE_FRONT_HOST``, ``FILEPIPE_FRONT_PORT``,
+``FILEPIPE_FRONT_UPSTREAMS`` (``"presign=http://127.0.0.1:8081,query=…"``, only the named ones
+change) and ``FILEPIPE_FRONT_WEB`` beside the flags; the defaults are the ports of ``make up``
+and the repository's ``web/``.
 """
 
 from __future__ import annotations
@@ -33,11 +36,13 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from filepipe.config import LOG_LEVEL
 from filepipe.errors import BadRequest, NotFound, ProblemError
 from filepipe.logs import configure_logging
+from local.front_files import WebFiles
 from local.http1 import (
     HEAD_LIMIT,
     PIECE,
@@ -55,6 +60,8 @@ log = logging.getLogger("local.front")
 HOST = "FILEPIPE_FRONT_HOST"
 PORT = "FILEPIPE_FRONT_PORT"
 UPSTREAMS = "FILEPIPE_FRONT_UPSTREAMS"
+WEB = "FILEPIPE_FRONT_WEB"
+DEFAULT_WEB = Path(__file__).resolve().parents[1] / "web"
 
 DEFAULT_UPSTREAMS = {
     "presign": "http://127.0.0.1:8081",
@@ -64,6 +71,8 @@ DEFAULT_UPSTREAMS = {
 }
 ROUTES = (
     ("/uploads", "presign"),
+    ("/upload-tokens", "presign"),
+    ("/s3", "presign"),
     ("/files", "query"),
     ("/webhooks", "webhooks"),
     ("/ws", "gateway"),
@@ -90,12 +99,9 @@ class GatewayTimeout(ProblemError):
     title = "Gateway Timeout"
 
 
-def route(target: str, upstreams: Mapping[str, str]) -> tuple[str, str]:
-    """(name, base URL) of the upstream for ``target``; ``NotFound`` or ``BadRequest`` if none.
-
-    Matching, as nginx's, is on the percent-decoded path with ``.``/``..`` and repeated slashes
-    resolved; what goes upstream is ``target`` unchanged.
-    """
+def normalise(target: str) -> str:
+    """The path of ``target`` as nginx matches it: percent-decoded, with ``.``/``..`` and
+    repeated slashes resolved; ``BadRequest`` if it is no path or leaves the root."""
     if not target.startswith("/"):
         raise BadRequest("the request target must be a path")
     segments: list[str] = []
@@ -106,27 +112,38 @@ def route(target: str, upstreams: Mapping[str, str]) -> tuple[str, str]:
             segments.pop()
         elif segment not in ("", "."):
             segments.append(segment)
-    path = "/" + "/".join(segments)
-    for prefix, name in ROUTES:
-        if path.startswith(prefix):
-            return name, upstreams[name]
-    raise NotFound("no such route")
+    return "/" + "/".join(segments)
+
+
+def upstream_of(path: str) -> str | None:
+    """The name of the upstream for the normalised ``path`` (what goes upstream is the request
+    target unchanged), or ``None``."""
+    return next((name for prefix, name in ROUTES if path.startswith(prefix)), None)
 
 
 class Front:
     """The proxy: one ``handle`` per client connection, one request per connection."""
 
-    def __init__(self, upstreams: Mapping[str, str]) -> None:
+    def __init__(self, upstreams: Mapping[str, str], web: WebFiles) -> None:
         self.upstreams = dict(upstreams)
+        self.web = web
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         method, target = "-", "-"
         try:
             head = await asyncio.wait_for(read_head(reader), TIMEOUT)
             method, target = head.start[0], head.start[1]
-            name, base = route(target, self.upstreams)
-            status = await self._proxy(head, name, base, reader, writer)
-            log.info("%s %s → %s %s", method, target.split("?", 1)[0], name, status)
+            path = normalise(target)
+            name = upstream_of(path)
+            if name is not None:
+                status = await self._proxy(head, name, self.upstreams[name], reader, writer)
+                log.info("%s %s → %s %s", method, target.split("?", 1)[0], name, status)
+                return
+            file = self.web.find(path) if method in ("GET", "HEAD") else None
+            if file is None:
+                raise NotFound("no such route")
+            await self.web.send(writer, method, file)
+            log.info("%s %s → web 200", method, path)
         except ProblemError as problem:
             log.info("%s %s → %d", method, target.split("?", 1)[0], problem.status)
             await _send_problem(writer, problem, method, target)
@@ -307,9 +324,9 @@ def parse_upstreams(text: str) -> dict[str, str]:
     return upstreams
 
 
-async def serve(host: str, port: int, upstreams: Mapping[str, str]) -> None:
+async def serve(host: str, port: int, upstreams: Mapping[str, str], web: Path) -> None:
     """Serve until SIGTERM or SIGINT, then drop the open connections and return."""
-    front = Front(upstreams)
+    front = Front(upstreams, WebFiles(web))
     connections: set[asyncio.Task[None]] = set()
 
     async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -326,7 +343,7 @@ async def serve(host: str, port: int, upstreams: Mapping[str, str]) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     server = await asyncio.start_server(connected, host, port, limit=HEAD_LIMIT)
-    log.info("front on http://%s:%d/ → %s", host, port, upstreams)
+    log.info("front on http://%s:%d/ → %s, web page from %s", host, port, upstreams, web)
     await stop.wait()
     log.info("stopping")
     server.close()
@@ -348,6 +365,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         metavar="NAME=URL",
         help=f"e.g. query=http://127.0.0.1:8083 (default: ${UPSTREAMS}, else make up's ports)",
     )
+    parser.add_argument(
+        "--web", type=Path, default=None, help=f"the page's files (default: ${WEB}, else web/)"
+    )
     args = parser.parse_args(argv)
     configure_logging(env.get(LOG_LEVEL) or "INFO", "front")
     try:
@@ -360,7 +380,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except ValueError as exc:
         parser.error(str(exc))
     host = args.host or env.get(HOST) or "127.0.0.1"
-    asyncio.run(serve(host, port, upstreams))
+    web = args.web or Path(env.get(WEB) or DEFAULT_WEB)
+    asyncio.run(serve(host, port, upstreams, web))
     return 0
 
 

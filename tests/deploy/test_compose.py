@@ -418,7 +418,14 @@ def test_nginx_routes_like_the_ingress() -> None:
     conf = NGINX.read_text(encoding="utf-8")
     assert re.search(r"listen\s+8080;", conf)
     assert (8080, 8080) in published_ports("nginx")
-    routes = {"/uploads": "presign", "/files": "query", "/webhooks": "webhooks", "/ws": "gateway"}
+    routes = {
+        "/uploads": "presign",
+        "/upload-tokens": "presign",
+        "/s3": "presign",
+        "/files": "query",
+        "/webhooks": "webhooks",
+        "/ws": "gateway",
+    }
     for path, service in routes.items():
         block = re.search(rf"location {re.escape(path)} \{{(.*?)\}}", conf, re.S)
         assert block, path
@@ -429,6 +436,10 @@ def test_nginx_routes_like_the_ingress() -> None:
     assert "proxy_set_header Connection $connection_upgrade" in ws.group(1)
     assert "proxy_http_version 1.1" in conf
     assert "local/nginx.conf" in str(services()["nginx"]["volumes"])
+    roots = set(re.findall(r"root (\S+);", conf))
+    assert len(roots) == 1 and f"./web:{roots.pop()}:ro" in services()["nginx"]["volumes"]
+    assert re.search(r"location = / \{[^}]*try_files /index.html =404;", conf)
+    assert conf.count('add_header Cache-Control "no-cache" always;') == 2
 
 
 def test_make_compose_up() -> None:

@@ -1,6 +1,6 @@
 """``python -m local.front`` as a process, in front of real HTTP upstreams and a real WebSocket
 server: routing as local/nginx.conf, requests and answers intact, bodies streamed, errors as
-problem+json."""
+problem+json; the web page's files served, nothing else of their folder."""
 
 from __future__ import annotations
 
@@ -159,10 +159,14 @@ def gateway() -> Iterator[str]:
 
 
 @contextmanager
-def front(tmp: Path, **upstreams: str) -> Iterator[tuple[str, int]]:
-    """A front process routing to ``upstreams``; yields its base URL and pid."""
+def front(
+    tmp: Path, upstreams: dict[str, str], web: Path | None = None
+) -> Iterator[tuple[str, int]]:
+    """A front process routing to ``upstreams`` (the page from ``web``, else ``web/``); yields
+    its base URL and pid."""
     port = free_port()
     flags = [arg for name, url in upstreams.items() for arg in ("--upstream", f"{name}={url}")]
+    flags += ["--web", str(web)] if web is not None else []
     with running(
         ["-m", "local.front", "--port", str(port), *flags], port=port, output=tmp / "front.log"
     ) as proc:
@@ -174,7 +178,7 @@ def proxy(
     upstreams: dict[str, Upstream], gateway: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, int]]:
     urls = {name: server.url for name, server in upstreams.items()}
-    with front(tmp_path_factory.mktemp("front"), **urls, gateway=gateway) as started:
+    with front(tmp_path_factory.mktemp("front"), {**urls, "gateway": gateway}) as started:
         yield started
 
 
@@ -187,6 +191,9 @@ def base(proxy: tuple[str, int]) -> str:
     ("method", "target", "upstream"),
     [
         ("POST", "/uploads", "presign"),
+        ("POST", "/upload-tokens", "presign"),
+        ("GET", "/s3/params?filename=a.pdf&type=application%2Fpdf&metadata[a]=1", "presign"),
+        ("POST", "/s3/multipart/u-1/complete?key=k%2Fa.pdf", "presign"),
         ("GET", "/files?cursor=a%2Fb&limit=2&x=%20", "query"),
         ("GET", "/files/f-1/logs", "query"),
         ("PATCH", "/webhooks/w-1", "webhooks"),
@@ -321,7 +328,7 @@ def test_a_path_above_the_root_is_a_400_problem(base: str) -> None:
 
 
 def test_an_upstream_that_is_down_is_a_502_problem(tmp_path: Path) -> None:
-    with front(tmp_path, query=f"http://127.0.0.1:{free_port()}") as (url, _):
+    with front(tmp_path, {"query": f"http://127.0.0.1:{free_port()}"}) as (url, _):
         response = requests.get(f"{url}/files/f-1", timeout=10)
     assert response.status_code == 502
     assert response.headers["Content-Type"] == "application/problem+json"
@@ -358,7 +365,9 @@ def test_the_routes_are_those_of_nginx_conf() -> None:
     ours = {prefix: (name, urlsplit(DEFAULT_UPSTREAMS[name]).port) for prefix, name in ROUTES}
     assert routed == ours
     assert set(UPGRADES) == {routed["/ws"][0]}
-    assert re.search(r"location / \{\s*return 404;", conf)
+    assert re.search(r"location = / \{[^}]*try_files /index.html =404;", conf)
+    assert 'if ($uri ~ "^/(?!assets/)[^/]+/|/\\.") {' in conf  # as local.front_files
+    assert "try_files $uri =404;" in conf
 
 
 def test_a_100_continue_reaches_the_client_before_it_sends_the_body(base: str) -> None:
@@ -377,3 +386,102 @@ def test_a_100_continue_reaches_the_client_before_it_sends_the_body(base: str) -
     assert (
         json.loads(final.split(b"\r\n\r\n", 1)[1])["sha256"] == hashlib.sha256(b"hello").hexdigest()
     )
+
+
+PAGE = {
+    "index.html": b"<!doctype html><title>page</title>",
+    "app.js": b"console.log('hi')",
+    "style.css": b"body { margin: 0 }",
+    "data.bin": bytes(range(256)) * 1024,
+    "assets/icons/logo.svg": b"<svg xmlns='http://www.w3.org/2000/svg'/>",
+    "sub/secret.txt": b"not served: a folder other than assets",
+    ".env": b"not served: a dot-file",
+}
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A front serving a web folder of ``PAGE``, a link leading out of it and a file beside it."""
+    tmp = tmp_path_factory.mktemp("page")
+    web = tmp / "web"
+    for name, content in PAGE.items():
+        (web / name).parent.mkdir(parents=True, exist_ok=True)
+        (web / name).write_bytes(content)
+    (tmp / "outside.txt").write_text("not served: outside the folder")
+    (web / "outside.txt").symlink_to(tmp / "outside.txt")
+    with front(tmp, {}, web) as (url, _):
+        yield url
+
+
+@pytest.mark.parametrize(
+    ("target", "name", "content_type"),
+    [
+        ("/", "index.html", "text/html; charset=utf-8"),
+        ("/?token=t", "index.html", "text/html; charset=utf-8"),
+        ("/index.html", "index.html", "text/html; charset=utf-8"),
+        ("/app.js", "app.js", "text/javascript; charset=utf-8"),
+        ("/style.css", "style.css", "text/css; charset=utf-8"),
+        ("/data.bin", "data.bin", "application/octet-stream"),
+        ("/assets/icons/logo.svg", "assets/icons/logo.svg", "image/svg+xml"),
+        ("/assets/icons/../../app.js", "app.js", "text/javascript; charset=utf-8"),
+        ("/%61pp.js", "app.js", "text/javascript; charset=utf-8"),
+    ],
+)
+def test_the_page_and_its_files_are_served(
+    page: str, target: str, name: str, content_type: str
+) -> None:
+    response = requests.get(page + target, timeout=10)
+    assert response.status_code == 200
+    assert response.content == PAGE[name]
+    assert response.headers["Content-Type"] == content_type
+    assert response.headers["Content-Length"] == str(len(PAGE[name]))
+    assert response.headers["Cache-Control"] == "no-cache"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    head = requests.head(page + target, timeout=10)
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["Content-Length"] == str(len(PAGE[name]))
+
+
+@pytest.mark.parametrize(
+    ("method", "target"),
+    [
+        ("GET", "/missing.js"),
+        ("GET", "/sub/secret.txt"),  # only files directly in the folder, or under assets/
+        ("GET", "/sub"),
+        ("GET", "/assets"),
+        ("GET", "/assets/icons"),
+        ("GET", "/.env"),
+        ("GET", "/%2Eenv"),
+        ("GET", "/outside.txt"),  # a link out of the folder
+        ("GET", "/app.js%00.html"),
+        ("POST", "/index.html"),
+        ("DELETE", "/"),
+    ],
+)
+def test_nothing_else_is_served(page: str, method: str, target: str) -> None:
+    with closing(_connection(page, 10)) as conn:  # sends the target as written
+        conn.request(method, target)
+        response = conn.getresponse()
+        body = response.read()
+    assert response.status == 404, body
+    assert response.getheader("Content-Type") == "application/problem+json"
+    assert b"not served" not in body
+
+
+@pytest.mark.parametrize(
+    "target", ["/../web/index.html", "/%2E%2E/outside.txt", "/assets/..%2F..%2Foutside.txt"]
+)
+def test_a_path_above_the_folder_is_a_400(page: str, target: str) -> None:
+    with closing(_connection(page, 10)) as conn:
+        conn.request("GET", target)
+        response = conn.getresponse()
+        body = response.read()
+    assert response.status == 400
+    assert b"not served" not in body
+
+
+def test_the_repository_page_is_served_by_default(base: str) -> None:
+    response = requests.get(base + "/", timeout=10)
+    assert response.status_code == 200
+    assert response.content == (ROOT / "web" / "index.html").read_bytes()
+    assert response.headers["Content-Type"] == "text/html; charset=utf-8"
