@@ -20,7 +20,6 @@ from playwright.sync_api import (
     Locator,
     Page,
     Playwright,
-    Route,
     sync_playwright,
 )
 
@@ -31,6 +30,7 @@ pytestmark = pytest.mark.integration
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).parent / "screenshots"
+WEB = Path(__file__).parents[2] / "web"
 MIB = 1024 * 1024
 MULTIPART_FROM = 16 * MIB
 LOCAL_ORIGINS = "http://127.0.0.1:*,http://localhost:*"
@@ -60,11 +60,7 @@ def playwright() -> Iterator[Playwright]:
 
 @pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
-    # TEMPORARY with _serve_web: a page Playwright fulfils has no address, so Chromium's Local
-    # Network Access checks would refuse its connections to 127.0.0.1.
-    chromium = playwright.chromium.launch(
-        executable_path=CHROMIUM, args=["--disable-features=LocalNetworkAccessChecks"]
-    )
+    chromium = playwright.chromium.launch(executable_path=CHROMIUM)
     yield chromium
     chromium.close()
 
@@ -90,15 +86,10 @@ def api_key(conn: psycopg.Connection[dict[str, Any]]) -> str:
     return auth.create_key(conn, f"web-{uuid.uuid4().hex[:10]}")
 
 
-WEB = Path(__file__).parents[2] / "web"
-
-
 def open_page(page: Page, origin: str, credential: str, *, api: str | None = None) -> None:
     """Load the page from ``origin`` with ``credential`` in the fragment (and ``api``, the
     filepipe origin when it is another)."""
     fragment = f"token={credential}" + (f"&api={api}" if api else "")
-    if api is None:
-        _serve_web(page, origin)
     page.goto(f"{origin}/#{fragment}")
     page.wait_for_function("() => location.hash === ''")
 
@@ -111,17 +102,3 @@ def upload_row(page: Page, name: str) -> Locator:
 def png(name: str, padding: int = 0) -> FilePayload:
     """A file called ``name`` that sniffs as a PNG, ``padding`` zero bytes longer."""
     return FilePayload(name=name, mimeType="image/png", buffer=PNG + bytes(padding))
-
-
-def _serve_web(page: Page, origin: str) -> None:
-    """TEMPORARY until the front serves ``web/`` (branch cors): the browser gets the page's
-    files for ``origin`` from this tree, its API calls still go to the front."""
-    files = {"": "index.html", "app.js": "app.js", "style.css": "style.css"}
-    types = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
-
-    def fulfil(route: Route) -> None:
-        path = WEB / files[route.request.url.removeprefix(f"{origin}/")]
-        route.fulfill(body=path.read_bytes(), content_type=types[path.suffix])
-
-    for name in files:
-        page.route(f"{origin}/{name}", fulfil)
