@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from threading import Thread
 from typing import Any
 
 import psycopg
@@ -78,6 +82,30 @@ def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
         SCREENSHOTS.mkdir(exist_ok=True)
         opened.screenshot(path=SCREENSHOTS / f"{request.node.name}.png", full_page=True)
         context.close()
+
+
+@contextmanager
+def static_server(directory: Path) -> Iterator[str]:
+    """``directory``'s files over HTTP on another origin than the front's (``localhost``)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(directory)))
+    Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://localhost:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="package")
+def other_origin() -> Iterator[str]:
+    """``web/`` served from another origin than the front's."""
+    with static_server(WEB) as origin:
+        yield origin
 
 
 @pytest.fixture

@@ -6,36 +6,16 @@ NEEDS the front to route ``/upload-tokens`` (branch cors) and upload tokens (bra
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from threading import Thread
 from typing import Any
 
 import httpx
-import pytest
 from playwright.sync_api import FilePayload, Page, expect
 
 from filepipe import upload_tokens
-from tests.browser.conftest import PROCESSING, WEB, open_page, png, upload_row
+from tests.browser.conftest import PROCESSING, open_page, png, upload_row
 from tests.conftest import UPLOAD_TOKEN_SECRET
 from tests.support.multipart import pdf_bytes
 from tests.support.stack import Stack
-
-
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture(scope="module")
-def other_origin() -> Iterator[str]:
-    """``web/`` served by a static server of its own: another origin than the front's."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(WEB)))
-    Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://localhost:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
 
 
 def upload_token(stack: Stack, api_key: str, **scope: Any) -> str:
