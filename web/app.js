@@ -9,7 +9,6 @@ const MULTIPART_FROM = 16 * 1024 * 1024; // smaller files: one PUT with a declar
 const PART_CONCURRENCY = 4;
 const PART_BATCH = 100; // part URLs asked for at once
 const FINAL = new Set(["PROCESSED", "REJECTED", "FAILED", "EXPIRED", "QUARANTINED", "CANCELLED", "DELETED"]);
-const UNSETTABLE = new Set(["content-length", "host", "connection"]); // the browser sets these
 
 const $ = (selector) => document.querySelector(selector);
 const state = { credential: "", api: location.origin, socket: null, rows: new Map() };
@@ -94,7 +93,6 @@ async function upload(file) {
     };
     if (!large) request.sha256 = await sha256(file);
     const created = await api("POST", "/uploads", request);
-    row.id = created.id;
     state.rows.set(created.id, row);
     await watch();
     show(row, "UPLOADING");
@@ -144,9 +142,7 @@ function put(url, headers, body, onProgress) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open("PUT", url);
-    for (const [name, value] of Object.entries(headers || {})) {
-      if (!UNSETTABLE.has(name.toLowerCase())) xhr.setRequestHeader(name, value);
-    }
+    for (const [name, value] of Object.entries(headers)) xhr.setRequestHeader(name, value);
     xhr.upload.onprogress = (event) => onProgress(event.loaded);
     xhr.onload = () => {
       if (xhr.status >= 200 && xhr.status < 300) resolve(xhr.getResponseHeader("ETag"));
