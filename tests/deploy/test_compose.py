@@ -28,6 +28,7 @@ from filepipe import config
 from filepipe.config import Settings
 from filepipe.origins import AllowedOrigins
 from local.broker.config import parse_subscribers
+from local.front import ROUTES
 from tests.deploy.credentials import CREDENTIALS, EVENT_TOKEN, EVENT_TOKEN_RECEIVERS, USES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -418,15 +419,7 @@ def test_nginx_routes_like_the_ingress() -> None:
     conf = NGINX.read_text(encoding="utf-8")
     assert re.search(r"listen\s+8080;", conf)
     assert (8080, 8080) in published_ports("nginx")
-    routes = {
-        "/uploads": "presign",
-        "/upload-tokens": "presign",
-        "/s3": "presign",
-        "/files": "query",
-        "/webhooks": "webhooks",
-        "/ws": "gateway",
-    }
-    for path, service in routes.items():
+    for path, service in ROUTES:  # local.front's, the same as the ingress's
         block = re.search(rf"location {re.escape(path)} \{{(.*?)\}}", conf, re.S)
         assert block, path
         assert f"http://{service}:{FUNCTIONS[service]}" in block.group(1), path

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from filepipe import config
+from local.front import ROUTES
 from tests.deploy.credentials import PENDING_ENV
 from tests.deploy.manifests import BUILDS, KNATIVE, Doc, build, workloads
 from tests.deploy.manifests import ksvcs as _ksvcs
@@ -246,14 +247,7 @@ def test_ingress_routes_the_public_paths(target: str) -> None:
                 routes[path["path"]] = name
                 if vhost is not None:  # Knative routes on <service>.<namespace>.svc.cluster.local
                     assert vhost == f"{name}.{namespace}.svc.cluster.local"
-    assert routes == {
-        "/uploads": "presign",
-        "/upload-tokens": "presign",
-        "/s3": "presign",
-        "/files": "query",
-        "/webhooks": "webhooks",
-        "/ws": "gateway",
-    }
+    assert routes == dict(ROUTES)  # local.front's and nginx's
     assert set(routes.values()) <= services
 
 

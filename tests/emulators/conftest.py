@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from filepipe import multipart_storage
 from filepipe.config import Settings
 from filepipe.storage import create_s3_client
 from tests.support.signing import clock_shifter
@@ -33,3 +35,14 @@ def admin(settings: Settings) -> Any:
 @pytest.fixture(scope="module")
 def presigner(settings: Settings) -> Any:
     return create_s3_client(settings, public=True)
+
+
+@pytest.fixture
+def upload(admin: Any, settings: Settings) -> Iterator[tuple[str, str]]:
+    """An open multipart upload's key and id; aborted afterwards."""
+    key = f"parts/{uuid.uuid4()}/big.pdf"
+    upload_id = multipart_storage.start(
+        admin, bucket=settings.s3_bucket, key=key, content_type="application/pdf"
+    )
+    yield key, upload_id
+    multipart_storage.abort(admin, bucket=settings.s3_bucket, key=key, upload_id=upload_id)

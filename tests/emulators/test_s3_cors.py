@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,12 +16,12 @@ from filepipe import multipart_storage
 from filepipe.config import Settings
 from filepipe.storage import presign_put
 from tests.emulators.test_s3_enforcement import assert_refused
+from tests.emulators.test_s3_parts import PART, part_url
 
 pytestmark = pytest.mark.integration
 
 PAGE = "http://localhost:5173"
 OTHER_PAGE = "https://evil.example.com"
-PART = b"%PDF-1.7\n" + b"p" * (5 * 1024 * 1024)
 
 
 def preflight(url: str, origin: str, method: str = "PUT") -> requests.Response:
@@ -32,30 +31,6 @@ def preflight(url: str, origin: str, method: str = "PUT") -> requests.Response:
         "Access-Control-Request-Headers": "content-type,if-none-match,x-amz-checksum-sha256",
     }
     return requests.options(url, headers=headers, timeout=10)
-
-
-@pytest.fixture
-def upload(admin: Any, settings: Settings) -> Iterator[tuple[str, str]]:
-    key = f"cors/{uuid.uuid4()}/big.pdf"
-    upload_id = multipart_storage.start(
-        admin, bucket=settings.s3_bucket, key=key, content_type="application/pdf"
-    )
-    yield key, upload_id
-    multipart_storage.abort(admin, bucket=settings.s3_bucket, key=key, upload_id=upload_id)
-
-
-def part_url(presigner: Any, settings: Settings, upload: tuple[str, str]) -> Any:
-    key, upload_id = upload
-    return multipart_storage.presign_part(
-        presigner,
-        bucket=settings.s3_bucket,
-        key=key,
-        upload_id=upload_id,
-        number=1,
-        length=len(PART),
-        sha256_hex=hashlib.sha256(PART).hexdigest(),
-        expires_in=300,
-    )
 
 
 @pytest.mark.parametrize("method", ["PUT", "POST", "GET", "HEAD"])

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import uuid
 from typing import Any
 
 import pytest
@@ -20,17 +19,6 @@ from tests.support.inbox import Inbox
 pytestmark = pytest.mark.integration
 
 PART = b"%PDF-1.7\n" + b"p" * (5 * 1024 * 1024)
-
-
-@pytest.fixture
-def upload(admin: Any, settings: Settings) -> Any:
-    """An open upload's key and id; aborted afterwards."""
-    key = f"parts/{uuid.uuid4()}/big.pdf"
-    upload_id = multipart_storage.start(
-        admin, bucket=settings.s3_bucket, key=key, content_type="application/pdf"
-    )
-    yield key, upload_id
-    multipart_storage.abort(admin, bucket=settings.s3_bucket, key=key, upload_id=upload_id)
 
 
 def part_url(
