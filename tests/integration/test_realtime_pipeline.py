@@ -158,9 +158,11 @@ def test_an_upload_tokens_connection_ends_when_the_token_expires(
     minted = presign.post(
         "/upload-tokens", json={"expires_in": 2}, headers={"Authorization": f"Bearer {key}"}
     )
-    with listen(pipe, minted.get_json()["token"]) as client:
-        with pytest.raises(ConnectionClosed) as closed:
-            client.recv(timeout=10)
+    with (
+        listen(pipe, minted.get_json()["token"]) as client,
+        pytest.raises(ConnectionClosed) as closed,
+    ):
+        client.recv(timeout=10)
     assert closed.value.rcvd is not None
     assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4401, "upload token expired")
 
