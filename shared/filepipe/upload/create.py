@@ -187,7 +187,9 @@ def _replayed(conn: Connection[Any], new: store.NewFile, idempotency_key: str | 
     file = store.by_idempotency_key(conn, new.tenant, idempotency_key)
     assert file is not None, "the conflicting row is visible once the insert has waited"
     if file.upload_token_id != new.upload_token_id:
-        raise UnprocessableContent("this Idempotency-Key was used with another credential")
+        raise UnprocessableContent(
+            "this Idempotency-Key was used with another credential", file_id=str(file.id)
+        )
     if file.request_fingerprint != new.fingerprint:
         raise UnprocessableContent(
             "this Idempotency-Key was used with a different request body", file_id=str(file.id)

@@ -10,6 +10,7 @@ a 415, anything else malformed a 400 listing every field at fault.
 from __future__ import annotations
 
 import dataclasses
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -49,9 +50,11 @@ def parse_token_request(body: Mapping[str, Any], settings: Settings) -> TokenReq
     metadata = parse_metadata(body.get("metadata", {}), fail)
     label = body.get("label")
     if "label" in body and not (
-        isinstance(label, str) and 0 < len(label) <= upload_tokens.MAX_LABEL and label.isprintable()
+        isinstance(label, str)
+        and 0 < len(label) <= upload_tokens.MAX_LABEL
+        and not any(unicodedata.category(ch) == "Cc" for ch in label)
     ):
-        fail("label", f"must be 1-{upload_tokens.MAX_LABEL} printable characters")
+        fail("label", f"must be 1-{upload_tokens.MAX_LABEL} characters, no control characters")
     if errors:
         raise BadRequest("the upload token request is invalid", errors=errors)
     if max_file_bytes is not None and max_file_bytes > settings.max_upload_bytes:
@@ -142,7 +145,7 @@ def _content_types(value: Any, fail: Callable[[str, str], None]) -> tuple[str, .
         not isinstance(value, list)
         or not 0 < len(value) <= MAX_CONTENT_TYPES
         or not all(
-            isinstance(e, str) and settings_values.MEDIA_RANGE.fullmatch(e.lower()) for e in value
+            isinstance(e, str) and e.isascii() and _MEDIA_RANGE.fullmatch(e.lower()) for e in value
         )
     ):
         fail("content_types", rule)
