@@ -7,6 +7,7 @@ Files from ``MULTIPART_FROM`` bytes on go in parts (the page's constant of the s
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,9 +31,8 @@ from playwright.sync_api import (
 from filepipe import auth
 from tests.support.stack import Stack, full_stack
 
-pytestmark = pytest.mark.integration
-
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("FILEPIPE_TEST_CHROMIUM", "/usr/bin/chromium")
+"""Debian's chromium (``.ci/run`` installs it); Playwright downloads no browser here."""
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 WEB = Path(__file__).parents[2] / "web"
 MIB = 1024 * 1024

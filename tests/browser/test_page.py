@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import FilePayload, Page, expect
 
 from tests.browser.conftest import (
@@ -18,6 +19,8 @@ from tests.browser.conftest import (
 )
 from tests.support.multipart import pdf_bytes
 from tests.support.stack import Stack
+
+pytestmark = pytest.mark.integration
 
 
 def test_three_files_one_multipart_end_processed(

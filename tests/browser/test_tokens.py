@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 from playwright.sync_api import FilePayload, Page, expect
 
 from filepipe import upload_tokens
@@ -16,6 +17,8 @@ from tests.browser.conftest import PROCESSING, open_page, png, upload_row
 from tests.conftest import UPLOAD_TOKEN_SECRET
 from tests.support.multipart import pdf_bytes
 from tests.support.stack import Stack
+
+pytestmark = pytest.mark.integration
 
 
 def upload_token(stack: Stack, api_key: str, **scope: Any) -> str:

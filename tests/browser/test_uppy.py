@@ -25,6 +25,8 @@ from tests.support.multipart import pdf_bytes
 from tests.support.stack import Stack, part_puts
 from tests.support.waiting import wait_until
 
+pytestmark = pytest.mark.integration
+
 UPPY = Path(__file__).parent / "uppy"
 UPPY_PART = 5 * MIB
 """Uppy's part size for files under 50 GB."""
