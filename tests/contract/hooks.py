@@ -4,7 +4,8 @@ They keep *positive* cases valid where the document can only say so in prose, so
 ``positive_data_acceptance`` holds the server to what the document promises:
 
 - ``x-filepipe-max-utf8-bytes``: a filename longer than 255 bytes of UTF-8 is dropped;
-- ``x-filepipe-max-json-bytes``: metadata longer than 2048 bytes as JSON is dropped;
+- ``x-filepipe-max-json-bytes``: metadata longer than 2048 bytes as JSON is dropped (uploads
+  and upload tokens);
 - ``GET /files``: a ``cursor`` is only valid if the server issued it (it is removed), and
   ``created_after`` must be earlier than ``created_before`` (the latter is removed if not);
 - ``POST /uploads``: a ``part_size`` needs a multipart upload (``multipart: true``, or a size
@@ -55,7 +56,7 @@ def filter_case(context: HookContext, case: Case[Any]) -> bool:
     if not _positive(case):
         return True
     operation = _operation_id(case)
-    if operation == "createUpload" and isinstance(case.body, dict):
+    if operation in ("createUpload", "createUploadToken") and isinstance(case.body, dict):
         metadata = case.body.get("metadata")
         return not (
             _too_many_bytes(case.body.get("filename"), 255)

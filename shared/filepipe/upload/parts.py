@@ -1,13 +1,14 @@
 """The parts of a multipart upload: presigning them, listing them, completing and aborting.
 
-Each works on the caller's file (another tenant's or an unknown one is a 404) that is a multipart
-upload. Presigning and listing need it PENDING and open; anything else is a 409 naming its
-status. Completing checks the listed parts against ListParts (``multipart.completion_errors``,
-a 422 naming each fault), records a SHA-256 given then as the declared one, and calls
-CompleteMultipartUpload: the object-created notification then drives processing as for any
-object. A completion retried after the upload completed answers the file again. Aborting calls
-AbortMultipartUpload and moves the file PENDING → CANCELLED with ``file.cancelled``; repeating
-it answers the same, and a file whose upload completed is a 409.
+Each works on the caller's file (another tenant's or an unknown one is a 404; with an upload
+token, one the token did not make too) that is a multipart upload. Presigning and listing need
+it PENDING and open; anything else is a 409 naming its status. Completing checks the listed
+parts against ListParts (``multipart.completion_errors``, a 422 naming each fault), records a
+SHA-256 given then as the declared one, and calls CompleteMultipartUpload: the object-created
+notification then drives processing as for any object. A completion retried after the upload
+completed answers the file again. Aborting calls AbortMultipartUpload and moves the file
+PENDING → CANCELLED with ``file.cancelled``; repeating it answers the same, and a file whose
+upload completed is a 409.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from filepipe.upload.multipart import (
     PartRequest,
     completion_errors,
 )
+from filepipe.upload_tokens import UploadToken
 from filepipe.web.bodies import iso
 
 SOURCE = "/filepipe/presign"
@@ -38,11 +40,12 @@ _NOT_COMPLETED = frozenset({Status.PENDING, Status.CANCELLED, Status.EXPIRED, St
 """Statuses of a multipart file whose object never came from its upload."""
 
 
-def load(rt: Runtime, tenant: str, file_id: uuid.UUID) -> FileRow:
-    """The tenant's multipart file (404 unknown, 409 a single-PUT file)."""
+def load(rt: Runtime, tenant: str, file_id: uuid.UUID, token: UploadToken | None = None) -> FileRow:
+    """The tenant's multipart file, made with ``token`` if given (404 unknown, 409 a single-PUT
+    file)."""
     with rt.pool.connection() as conn:
         file = store.get(conn, tenant, file_id)
-    if file is None:
+    if file is None or (token is not None and file.upload_token_id != token.id):
         raise NotFound(f"no file {file_id}")
     logs.bind(file_id=file.id, tenant=tenant)
     if file.upload_id is None:
