@@ -11,6 +11,7 @@ from filepipe import auth, metrics, openapi, runtime
 from filepipe.upload import parts
 from filepipe.upload.create import create_upload
 from filepipe.upload.multipart import (
+    MAX_PARTS,
     check_part_numbers,
     parse_completion,
     parse_part_request,
@@ -28,6 +29,7 @@ def post_upload(request: Request, tenant: str) -> Response:
         max_size=rt.settings.max_upload_bytes,
         allowed_types=rt.settings.allowed_content_types,
     )
+    assert upload_request.size is not None, "parsed with its size"
     part_plan = plan(
         upload_request.size,
         multipart=upload_request.multipart,
@@ -47,7 +49,8 @@ def post_parts(request: Request, tenant: str, id: uuid.UUID) -> Response:
     part_request = parse_part_request(json_body(request))
     rt = runtime.current()
     file = parts.load(rt, tenant, id)
-    check_part_numbers(part_request, parts.plan_of(file).part_count)
+    part_plan = parts.plan_of(file)
+    check_part_numbers(part_request, part_plan.part_count if part_plan else MAX_PARTS)
     return json_response(parts.presign(rt, file, part_request))
 
 

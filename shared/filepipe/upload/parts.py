@@ -2,12 +2,14 @@
 
 Each works on the caller's file (another tenant's or an unknown one is a 404) that is a multipart
 upload. Presigning and listing need it PENDING and open; anything else is a 409 naming its
-status. Completing checks the listed parts against ListParts (``multipart.completion_errors``,
-a 422 naming each fault), records a SHA-256 given then as the declared one, and calls
-CompleteMultipartUpload: the object-created notification then drives processing as for any
-object. A completion retried after the upload completed answers the file again. Aborting calls
-AbortMultipartUpload and moves the file PENDING → CANCELLED with ``file.cancelled``; repeating
-it answers the same, and a file whose upload completed is a 409.
+status. An upload of unknown size has no part plan: its part URLs bind no length and the client
+sizes its parts. Completing checks the listed parts against ListParts
+(``multipart.completion_errors``, a 422 naming each fault), refuses parts adding up to more than
+the size limit (413), records a SHA-256 given then and the parts' total as the declared ones
+where none was declared, and calls CompleteMultipartUpload: the object-created notification then
+drives processing as for any object. A completion retried after the upload completed answers the
+file again. Aborting calls AbortMultipartUpload and moves the file PENDING → CANCELLED with
+``file.cancelled``; repeating it answers the same, and a file whose upload completed is a 409.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from filepipe import events, logs, multipart_storage
-from filepipe.errors import Conflict, NotFound, UnprocessableContent
+from filepipe.errors import Conflict, NotFound, PayloadTooLarge, UnprocessableContent
 from filepipe.files import store
 from filepipe.files.after_commit import after_commit
 from filepipe.files.model import FileRow, Status, representation
@@ -28,6 +30,7 @@ from filepipe.upload.multipart import (
     Completion,
     PartPlan,
     PartRequest,
+    completed_size,
     completion_errors,
 )
 from filepipe.web.bodies import iso
@@ -50,8 +53,10 @@ def load(rt: Runtime, tenant: str, file_id: uuid.UUID) -> FileRow:
     return file
 
 
-def plan_of(file: FileRow) -> PartPlan:
-    assert file.part_size is not None, "a multipart file has its part size"
+def plan_of(file: FileRow) -> PartPlan | None:
+    """The part plan, or None for parts the client sizes (an upload of unknown size)."""
+    if file.part_size is None or file.declared_size is None:
+        return None
     return PartPlan(file.declared_size, file.part_size)
 
 
@@ -73,7 +78,7 @@ def presign(rt: Runtime, file: FileRow, request: PartRequest) -> dict[str, Any]:
             key=file.key,
             upload_id=file.upload_id,
             number=number,
-            length=part_plan.part_length(number),
+            length=part_plan.part_length(number) if part_plan else None,
             sha256_hex=request.sha256.get(number),
             expires_in=expires_in,
         )
@@ -88,8 +93,8 @@ def listing(rt: Runtime, file: FileRow) -> dict[str, Any]:
     _require_open(file)
     part_plan = plan_of(file)
     return {
-        "part_size": part_plan.part_size,
-        "part_count": part_plan.part_count,
+        "part_size": part_plan and part_plan.part_size,
+        "part_count": part_plan and part_plan.part_count,
         "parts": [
             {"number": p.number, "etag": p.etag, "size": p.size, "sha256": p.sha256_hex}
             for p in _stored(rt, file)
@@ -118,8 +123,14 @@ def complete(rt: Runtime, file: FileRow, completion: Completion) -> dict[str, An
     if errors:
         summary = "; ".join(f"{e['field']} {e['message']}" for e in errors[:5])
         raise _unprocessable(file, f"the parts do not make the declared file: {summary}", errors)
-    if completion.sha256 and file.declared_sha256 is None:
-        file = _declare_sha256(rt, file, completion.sha256)
+    size = completed_size(stored, len(completion.parts))
+    limit = rt.settings.max_upload_bytes
+    if size > limit:
+        raise PayloadTooLarge(
+            f"the parts add up to {size} bytes, over the limit of {limit}", max_size=limit
+        )
+    if file.declared_size is None or (completion.sha256 and file.declared_sha256 is None):
+        file = _declare(rt, file, sha256=completion.sha256, size=size)
     try:
         multipart_storage.complete(
             rt.s3_assembler,
@@ -181,9 +192,9 @@ def _completed_before(rt: Runtime, file: FileRow) -> dict[str, Any]:
     return representation(now)
 
 
-def _declare_sha256(rt: Runtime, file: FileRow, sha256: str) -> FileRow:
+def _declare(rt: Runtime, file: FileRow, *, sha256: str | None, size: int) -> FileRow:
     with rt.pool.connection() as conn, conn.transaction():
-        declared = store.declare_sha256(conn, file, sha256)
+        declared = store.declare(conn, file, sha256=sha256, size=size)
     if declared is None:
         raise Conflict(f"file {file.id} changed while completing; retry", file_id=str(file.id))
     after_commit(rt, file.id, [])
