@@ -1,5 +1,6 @@
 """The presign function's HTTP API: ``POST /uploads``, the multipart routes under
-``/uploads/{id}`` and the function's document, ``GET /openapi.json``."""
+``/uploads/{id}``, Companion's S3 routes under ``/s3`` (``filepipe.upload.companion``) and the
+function's document, ``GET /openapi.json``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import uuid
 from flask import Request, Response
 
 from filepipe import auth, metrics, openapi, runtime
-from filepipe.upload import parts
+from filepipe.upload import companion, parts
 from filepipe.upload.create import create_upload
 from filepipe.upload.multipart import (
     MAX_PARTS,
@@ -71,9 +72,72 @@ def delete_upload(request: Request, tenant: str, id: uuid.UUID) -> Response:
     return Response(status=204)
 
 
+def get_s3_params(request: Request, tenant: str) -> Response:
+    return json_response(companion.params(runtime.current(), tenant, request.args))
+
+
+def post_s3_multipart(request: Request, tenant: str) -> Response:
+    return json_response(companion.start(runtime.current(), tenant, json_body(request)))
+
+
+def get_s3_parts(request: Request, tenant: str, uploadId: str) -> Response:
+    key = request.args.get("key")
+    return json_response(companion.list_parts(runtime.current(), tenant, uploadId, key))
+
+
+def get_s3_part(
+    request: Request,
+    tenant: str,
+    uploadId: str,
+    partNumber: str,
+) -> Response:
+    key = request.args.get("key")
+    return json_response(companion.sign_part(runtime.current(), tenant, uploadId, partNumber, key))
+
+
+def post_s3_complete(request: Request, tenant: str, uploadId: str) -> Response:
+    rt, key = runtime.current(), request.args.get("key")
+    return json_response(companion.complete(rt, tenant, uploadId, key, json_body(request)))
+
+
+def delete_s3_upload(request: Request, tenant: str, uploadId: str) -> Response:
+    key = request.args.get("key")
+    return json_response(companion.abort(runtime.current(), tenant, uploadId, key))
+
+
 def _authenticate(request: Request) -> str:
     return auth.from_header(runtime.current().pool, request.headers.get("Authorization"))
 
+
+_KEY = frozenset({"key"})
+_UPLOAD = frozenset({"uploadId"})
+_S3_ROUTES = [
+    Route(
+        "GET",
+        "/s3/params",
+        get_s3_params,
+        query=frozenset({"filename", "type"}),
+        query_prefixes=(companion.METADATA_PREFIX,),
+    ),
+    Route("POST", "/s3/multipart", post_s3_multipart),
+    Route("GET", "/s3/multipart/{uploadId}", get_s3_parts, query=_KEY, segments=_UPLOAD),
+    Route(
+        "GET",
+        "/s3/multipart/{uploadId}/{partNumber}",
+        get_s3_part,
+        query=_KEY,
+        segments=_UPLOAD | {"partNumber"},
+    ),
+    Route(
+        "POST",
+        "/s3/multipart/{uploadId}/complete",
+        post_s3_complete,
+        query=_KEY,
+        segments=_UPLOAD,
+    ),
+    Route("DELETE", "/s3/multipart/{uploadId}", delete_s3_upload, query=_KEY, segments=_UPLOAD),
+]
+"""Companion's routes, as ``@uppy/aws-s3`` calls them (names as Companion spells them)."""
 
 api = Api(
     [
@@ -82,6 +146,7 @@ api = Api(
         Route("GET", "/uploads/{id}/parts", get_parts),
         Route("POST", "/uploads/{id}/complete", post_complete),
         Route("DELETE", "/uploads/{id}", delete_upload),
+        *_S3_ROUTES,
         Route("GET", "/openapi.json", lambda request: openapi.response("presign"), public=True),
     ],
     authenticate=_authenticate,

@@ -5,13 +5,15 @@ One ``Api`` per function. For every request it:
 1. matches the path and method (no match: 404; another method: 405 with ``Allow``);
 2. authenticates the caller unless the route is public (401 comes before any 400);
 3. refuses malformed path ids (a UUID in canonical form) and query parameters the route does not
-   take, given twice or empty: 400, the same rule on every route;
+   take, given twice or empty (a parameter of a route's open prefix may be empty): 400, the same
+   rule on every route;
 4. calls the handler with the request, the caller's ``tenant`` and the path's ids (``UUID``);
 5. answers any exception with its problem (``filepipe.web.problems``), and counts the request
    (``filepipe_http_requests_total`` by route pattern, method and status) and its latency.
 
 Paths are written as in the OpenAPI document (``/files/{file_id}``), which is also the metrics'
-``route`` label; every ``{name}`` is an id.
+``route`` label; every ``{name}`` is an id, but those a route declares ``segments`` (any one
+path segment, as a string: S3's UploadId and part number in Companion's routes).
 """
 
 from __future__ import annotations
@@ -68,6 +70,10 @@ class Route:
     handler: Handler = field(compare=False)
     query: frozenset[str] = frozenset()
     """The query parameters the route takes; any other is a 400."""
+    query_prefixes: tuple[str, ...] = ()
+    """Prefixes of further parameters the route takes, such as ``metadata[``."""
+    segments: frozenset[str] = frozenset()
+    """Path parameters that are any one segment (a ``str``), not ids."""
     public: bool = False
     """No authentication (the handler gets no ``tenant``)."""
 
@@ -79,10 +85,7 @@ class Api:
         self.routes = tuple(routes)
         self._authenticate = authenticate
         self._map = Map(
-            [
-                Rule(_PARAMETER.sub(r"<id:\1>", route.path), endpoint=route, methods=[route.method])
-                for route in routes
-            ],
+            [Rule(_rule_path(route), endpoint=route, methods=[route.method]) for route in routes],
             converters={"id": IdConverter},
             strict_slashes=False,
             merge_slashes=False,
@@ -110,12 +113,23 @@ class Api:
         telemetry.name_request(request.method, route.path)
         if not route.public:
             params["tenant"] = self._authenticate(request)
-        refuse_malformed(params, request.args, route.query)
+        refuse_malformed(params, request.args, route.query, route.query_prefixes)
         return route.handler(request, **params)
 
 
+def _rule_path(route: Route) -> str:
+    def rule(match: re.Match[str]) -> str:
+        name = match[1]
+        return f"<string:{name}>" if name in route.segments else f"<id:{name}>"
+
+    return _PARAMETER.sub(rule, route.path)
+
+
 def refuse_malformed(
-    params: dict[str, Any], args: MultiDict[str, str], accepted: frozenset[str]
+    params: dict[str, Any],
+    args: MultiDict[str, str],
+    accepted: frozenset[str],
+    prefixes: tuple[str, ...] = (),
 ) -> None:
     """A 400 listing every malformed id and every unknown, repeated or empty query parameter."""
     errors = [
@@ -124,11 +138,12 @@ def refuse_malformed(
         if isinstance(value, Malformed)
     ]
     for name in sorted(set(args)):
-        if name not in accepted:
+        open_prefix = name.startswith(prefixes)
+        if name not in accepted and not open_prefix:
             errors.append({"field": name[:80], "message": "unknown parameter"})
         elif len(args.getlist(name)) > 1:
-            errors.append({"field": name, "message": "given more than once"})
-        elif not args[name]:
+            errors.append({"field": name[:80], "message": "given more than once"})
+        elif not args[name] and not open_prefix:
             errors.append({"field": name, "message": "must not be empty"})
     if errors:
         raise BadRequest("the request's path or query parameters are invalid", errors=errors)
