@@ -34,7 +34,7 @@ class Uppy:
         self.endpoint = endpoint.rstrip("/")
         self.token = token
 
-    def call(self, method: str, path: str, data: dict[str, Any] | None = None) -> Any:
+    def call(self, method: str, path: str, data: dict[str, Any] | None = None) -> requests.Response:
         headers = {"Accept": "application/json", "Authorization": f"Bearer {self.token}"}
         if data is not None:
             headers["Content-Type"] = "application/json"
