@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from filepipe import logs
@@ -39,6 +40,8 @@ from filepipe.upload.request import parse_upload_request
 from filepipe.web.routing import parse_bounded_int
 
 METADATA_PREFIX = "metadata["
+_NATIVE = {"type": "content_type"}
+"""Uppy's names of ``POST /uploads`` fields it names otherwise."""
 _REPEATED = frozenset({"name", "type"})
 """Keys of Uppy's metadata that repeat ``filename`` and ``type``."""
 
@@ -54,8 +57,9 @@ def params(rt: Runtime, tenant: str, query: Mapping[str, str]) -> dict[str, Any]
     if malformed:
         errors = [{"field": n[:80], "message": "must be metadata[<key>]"} for n in malformed]
         raise BadRequest("the request's query parameters are invalid", errors=errors)
-    created = _create(rt, tenant, query.get("filename"), query.get("type"), metadata)
-    upload = created["upload"]
+    native: dict[str, Any] = {"metadata": metadata}
+    native.update((_NATIVE.get(n, n), query[n]) for n in ("filename", "type") if n in query)
+    upload = _create(rt, tenant, native)["upload"]
     return {"method": "POST", "url": upload["url"], "fields": upload["fields"], "headers": {}}
 
 
@@ -65,8 +69,8 @@ def start(rt: Runtime, tenant: str, body: Mapping[str, Any]) -> dict[str, Any]:
     if unknown:
         errors = [{"field": name[:80], "message": "unknown field"} for name in unknown]
         raise BadRequest("the upload request is invalid", errors=errors)
-    metadata = body.get("metadata", {})
-    created = _create(rt, tenant, body.get("filename"), body.get("type"), metadata, parts=True)
+    native = {_NATIVE.get(name, name): value for name, value in body.items()}
+    created = _create(rt, tenant, native, parts=True)
     return {"key": created["key"], "uploadId": created["upload"]["upload_id"]}
 
 
@@ -129,24 +133,17 @@ def find(rt: Runtime, tenant: str, upload_id: str, key: str | None) -> FileRow:
 
 
 def _create(
-    rt: Runtime,
-    tenant: str,
-    filename: Any,
-    content_type: Any,
-    metadata: Any,
-    *,
-    parts: bool = False,
+    rt: Runtime, tenant: str, body: Mapping[str, Any], *, parts: bool = False
 ) -> dict[str, Any]:
-    kept = metadata
-    if isinstance(metadata, dict):
-        kept = {k: v for k, v in metadata.items() if k not in _REPEATED}
-    native = {"filename": filename, "content_type": content_type, "metadata": kept}
+    """The new file of a ``POST /uploads`` body without a size."""
     request = parse_upload_request(
-        {name: value for name, value in native.items() if value is not None},
+        body,
         max_size=rt.settings.max_upload_bytes,
         allowed_types=rt.settings.allowed_content_types,
         sized=False,
     )
+    kept = {key: value for key, value in request.metadata.items() if key not in _REPEATED}
+    request = replace(request, metadata=kept)
     return create_upload(rt, tenant, request, client_parts=parts).body
 
 
