@@ -57,10 +57,8 @@ def filter_case(context: HookContext, case: Case[Any]) -> bool:
         return True
     operation = _operation_id(case)
     if operation == "createUpload" and isinstance(case.body, dict):
-        metadata = case.body.get("metadata")
         return not (
-            _too_many_bytes(case.body.get("filename"), 255)
-            or (isinstance(metadata, dict) and len(json.dumps(metadata).encode()) > 2048)
+            _beyond_prose(case.body.get("filename"), case.body.get("metadata"))
             or _impossible_parts(case.body)
         )
     if operation == "listFiles" and case.query:
