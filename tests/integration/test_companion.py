@@ -221,3 +221,8 @@ def test_bad_requests_are_400s(uppy: Uppy, method: str, path: str, body: Any) ->
     answer = uppy.call(method, path, body)
     assert answer.status_code == 400, answer.text
     assert answer.headers["Content-Type"] == "application/problem+json"
+
+
+def test_the_completion_path_is_no_part_number(uppy: Uppy) -> None:
+    answer = uppy.call("GET", "s3/multipart/u/complete?key=t%2Fx%2Fa.pdf")
+    assert answer.status_code == 405 and answer.headers["Allow"] == "POST"

@@ -123,6 +123,8 @@ def test_segments_are_strings_and_open_prefixes_take_any_name_and_empty_values()
         "part": "7",
         "args": {"key": "k", "meta[x]": "", "meta[y]": "2"},
     }
+    literal = call("GET", "/u/a/u?key=k", routes=routes)  # a literal segment is no part
+    assert problem(literal)["status"] == 404
     refused = problem(call("GET", "/u/a/1?key=&meta%5Bx%5D=1&meta%5Bx%5D=2&other=1", routes=routes))
     assert refused["errors"] == [
         {"field": "key", "message": "must not be empty"},

@@ -12,8 +12,10 @@ One ``Api`` per function. For every request it:
    (``filepipe_http_requests_total`` by route pattern, method and status) and its latency.
 
 Paths are written as in the OpenAPI document (``/files/{file_id}``), which is also the metrics'
-``route`` label; every ``{name}`` is an id, but those a route declares ``segments`` (any one
-path segment, as a string: S3's UploadId and part number in Companion's routes).
+``route`` label; every ``{name}`` is an id, but those a route declares ``segments``: any one
+path segment but the literal segments of the Api's paths (so ``GET /s3/multipart/{a}/complete``
+is the completion route's 405, not a part ``complete``), as a string: S3's UploadId and part
+number in Companion's routes.
 """
 
 from __future__ import annotations
@@ -78,6 +80,17 @@ class Route:
     """No authentication (the handler gets no ``tenant``)."""
 
 
+def segment_converter(paths: Sequence[str]) -> type[BaseConverter]:
+    """A converter of any one path segment but the literal segments of ``paths``."""
+    words = sorted({part for path in paths for part in path.split("/") if "{" not in part and part})
+    excluded = "|".join(re.escape(word) for word in words)
+
+    class SegmentConverter(BaseConverter):
+        regex = f"(?!(?:{excluded})$)[^/]+" if words else "[^/]+"
+
+    return SegmentConverter
+
+
 class Api:
     """The HTTP edge of one function: ``api(request)`` is its functions-framework target body."""
 
@@ -86,7 +99,10 @@ class Api:
         self._authenticate = authenticate
         self._map = Map(
             [Rule(_rule_path(route), endpoint=route, methods=[route.method]) for route in routes],
-            converters={"id": IdConverter},
+            converters={
+                "id": IdConverter,
+                "segment": segment_converter([route.path for route in routes]),
+            },
             strict_slashes=False,
             merge_slashes=False,
         )
@@ -120,7 +136,7 @@ class Api:
 def _rule_path(route: Route) -> str:
     def rule(match: re.Match[str]) -> str:
         name = match[1]
-        return f"<string:{name}>" if name in route.segments else f"<id:{name}>"
+        return f"<segment:{name}>" if name in route.segments else f"<id:{name}>"
 
     return _PARAMETER.sub(rule, route.path)
 
