@@ -12,10 +12,11 @@ import pytest
 
 from filepipe import auth
 from tests.support import multipart as mp
+from tests.support.files import settled
 from tests.support.pipeline import pipeline
 from tests.support.processes import running
 from tests.support.uppy import Uppy, form_post, meta_of, put_parts
-from tests.support.waiting import free_port, wait_until
+from tests.support.waiting import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -41,17 +42,6 @@ def endpoint(service_env: dict[str, str]) -> Iterator[str]:
 @pytest.fixture
 def uppy(endpoint: str, conn: Conn) -> Uppy:
     return Uppy(endpoint, auth.create_key(conn, "companion-tenant"))
-
-
-def settled(conn: Conn, file_id: str) -> dict[str, Any]:
-    def probe() -> dict[str, Any] | None:
-        return conn.execute(
-            "SELECT * FROM files WHERE id = %s AND status NOT IN ('PENDING', 'UPLOADED',"
-            " 'PROCESSING')",
-            (file_id,),
-        ).fetchone()
-
-    return wait_until(probe, timeout=30, what=f"file {file_id} to settle")
 
 
 def row_of(conn: Conn, file_id: str) -> dict[str, Any]:
