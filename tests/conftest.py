@@ -30,6 +30,8 @@ AMQP_URL = os.environ.get("FILEPIPE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.
 SESSION = uuid.uuid4().hex[:10]
 WEBHOOK_SECRET_KEY = Fernet.generate_key().decode()
 """This session's key for webhook secrets at rest (``make up`` has one in local/filepipe.env)."""
+UPLOAD_TOKEN_SECRET = f"test-upload-token-secret-{uuid.uuid4().hex}"
+"""This session's key of upload tokens (``make up`` has one in local/filepipe.env)."""
 
 
 @contextmanager
@@ -104,6 +106,7 @@ def service_env(database_url: str, s3_server: str, s3_env: dict[str, str]) -> di
         # Webhook secrets encrypted as under make up; receivers on any port (the port rule's own
         # tests set FILEPIPE_WEBHOOK_PORTS themselves).
         "FILEPIPE_WEBHOOK_SECRET_KEYS": WEBHOOK_SECRET_KEY,
+        "FILEPIPE_UPLOAD_TOKEN_SECRETS": UPLOAD_TOKEN_SECRET,
         "FILEPIPE_WEBHOOK_PORTS": "1-65535",
     }
 

@@ -56,6 +56,7 @@ WEBHOOK_MAX_FAILURES = "FILEPIPE_WEBHOOK_MAX_FAILURES"
 WEBHOOK_ALLOW_LOOPBACK = "FILEPIPE_WEBHOOK_ALLOW_LOOPBACK"
 WEBHOOK_PORTS = "FILEPIPE_WEBHOOK_PORTS"
 WEBHOOK_SECRET_KEYS = "FILEPIPE_WEBHOOK_SECRET_KEYS"  # noqa: S105 - a variable name
+UPLOAD_TOKEN_SECRETS = "FILEPIPE_UPLOAD_TOKEN_SECRETS"  # noqa: S105 - a variable name
 GATEWAY_QUEUE_SIZE = "FILEPIPE_GATEWAY_QUEUE_SIZE"
 GATEWAY_MAX_CONNECTIONS_PER_TENANT = "FILEPIPE_GATEWAY_MAX_CONNECTIONS_PER_TENANT"
 ALLOWED_ORIGINS = "FILEPIPE_ALLOWED_ORIGINS"
@@ -167,6 +168,9 @@ class Settings:
     webhook_secret_keys: tuple[str, ...] | None = field(default=None, repr=False)
     """Fernet keys that encrypt webhook secrets at rest: the first encrypts, every one decrypts
     (comma list, to rotate the key). Unset: the webhooks API answers 503, nothing is delivered."""
+    upload_token_secrets: tuple[str, ...] | None = field(default=None, repr=False)
+    """HMAC-SHA256 keys of upload tokens (``filepipe.upload_tokens``): the first signs, every one
+    verifies (comma list, to rotate); at least 32 bytes each. Unset: no token is made or taken."""
     gateway_queue_size: int = 100
     """Events the WebSocket gateway holds for one client; a client further behind is closed."""
     gateway_max_connections_per_tenant: int = 20
@@ -261,6 +265,7 @@ _ENV_NAMES = {
     "webhook_allow_loopback": WEBHOOK_ALLOW_LOOPBACK,
     "webhook_ports": WEBHOOK_PORTS,
     "webhook_secret_keys": WEBHOOK_SECRET_KEYS,
+    "upload_token_secrets": UPLOAD_TOKEN_SECRETS,
     "gateway_queue_size": GATEWAY_QUEUE_SIZE,
     "gateway_max_connections_per_tenant": GATEWAY_MAX_CONNECTIONS_PER_TENANT,
     "allowed_origins": ALLOWED_ORIGINS,
@@ -305,6 +310,10 @@ def _validate(s: Settings) -> None:
         ("webhook_secret_keys", all(map(values.fernet_key, s.webhook_secret_keys or ())),
          "entries must each be a Fernet key: 32 bytes in URL-safe base64, 44 characters"
          " (python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key())')"),
+        ("upload_token_secrets", s.upload_token_secrets != (), "must name at least one secret"),
+        ("upload_token_secrets",
+         all(len(secret.encode()) >= 32 for secret in s.upload_token_secrets or ()),
+         "entries must each be at least 32 bytes long"),
         ("gateway_queue_size", s.gateway_queue_size >= 1, "must be at least 1"),
         ("gateway_max_connections_per_tenant", s.gateway_max_connections_per_tenant >= 1,
          "must be at least 1"),
@@ -405,5 +414,6 @@ _NOT_ECHOED = frozenset(
         "cursor_secret",
         "event_token",
         "webhook_secret_keys",
+        "upload_token_secrets",
     }
 )

@@ -8,6 +8,7 @@
     └── ProblemError               an HTTP answer: status, title, detail (RFC 9457 problem+json)
         ├── BadRequest             400
         ├── Unauthorized           401
+        ├── Forbidden              403
         ├── NotFound               404
         ├── MethodNotAllowed       405
         ├── Conflict               409
@@ -77,6 +78,11 @@ class Unauthorized(ProblemError):
     def __init__(self, detail: str, **extensions: Any) -> None:
         super().__init__(detail, **extensions)
         self.headers["WWW-Authenticate"] = 'Bearer realm="filepipe"'
+
+
+class Forbidden(ProblemError):
+    status = 403
+    title = "Forbidden"
 
 
 class NotFound(ProblemError):

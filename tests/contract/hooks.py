@@ -5,7 +5,8 @@ They keep *positive* cases valid where the document can only say so in prose, so
 
 - ``x-filepipe-max-utf8-bytes``: a filename longer than 255 bytes of UTF-8 is dropped;
 - ``x-filepipe-max-json-bytes``: metadata longer than 2048 bytes as JSON is dropped (these two
-  for ``POST /uploads`` and Companion's ``GET /s3/params`` and ``POST /s3/multipart``);
+  for ``POST /uploads``, ``POST /upload-tokens`` and Companion's ``GET /s3/params`` and
+  ``POST /s3/multipart``);
 - ``GET /files``: a ``cursor`` is only valid if the server issued it (it is removed), and
   ``created_after`` must be earlier than ``created_before`` (the latter is removed if not);
 - ``POST /uploads``: a ``part_size`` needs a multipart upload (``multipart: true``, or a size
@@ -56,7 +57,7 @@ def filter_case(context: HookContext, case: Case[Any]) -> bool:
     if not _positive(case):
         return True
     operation = _operation_id(case)
-    if operation == "createUpload" and isinstance(case.body, dict):
+    if operation in ("createUpload", "createUploadToken") and isinstance(case.body, dict):
         return not (
             _beyond_prose(case.body.get("filename"), case.body.get("metadata"))
             or _impossible_parts(case.body)

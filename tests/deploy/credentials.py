@@ -7,7 +7,8 @@ uploads (S3, at FILEPIPE_S3_ENDPOINT_URL) and writes rows (PostgreSQL); process 
 objects (S3), locks and invalidates the cache (Redis); query caches (Redis), signs cursors and
 download URLs and deletes objects (S3);
 notify publishes to Redis and signs webhooks with endpoint secrets it decrypts; the webhooks API
-encrypts new endpoint secrets; the gateway checks API keys (PostgreSQL) and reads Redis pub/sub.
+encrypts new endpoint secrets; the gateway checks API keys (PostgreSQL) and reads Redis pub/sub;
+presign signs upload tokens, and presign, query and the gateway verify them.
 No function speaks AMQP: only the broker (and, locally, its emulator) and MinIO do.
 """
 
@@ -28,6 +29,7 @@ SECRET_KEYS: dict[str, str] = {
     "s3-secret-access-key": config.S3_SECRET_ACCESS_KEY,
     "cursor-secret": config.CURSOR_SECRET,
     "webhook-secret-keys": WEBHOOK_SECRET_KEYS,
+    "upload-token-secrets": config.UPLOAD_TOKEN_SECRETS,
 }
 """Key of the Kubernetes Secret ``filepipe-secrets`` → the variable it is given as."""
 
@@ -36,12 +38,20 @@ CREDENTIALS = frozenset({*SECRET_KEYS.values(), config.AMQP_URL, EVENT_TOKEN})
 
 _S3 = {config.S3_ACCESS_KEY_ID, config.S3_SECRET_ACCESS_KEY}
 USES: dict[str, frozenset[str]] = {
-    "presign": frozenset({config.DATABASE_URL, *_S3}),
+    "presign": frozenset({config.DATABASE_URL, *_S3, config.UPLOAD_TOKEN_SECRETS}),
     "process": frozenset({config.DATABASE_URL, config.REDIS_URL, *_S3}),
-    "query": frozenset({config.DATABASE_URL, config.REDIS_URL, config.CURSOR_SECRET, *_S3}),
+    "query": frozenset(
+        {
+            config.DATABASE_URL,
+            config.REDIS_URL,
+            config.CURSOR_SECRET,
+            *_S3,
+            config.UPLOAD_TOKEN_SECRETS,
+        }
+    ),
     "notify": frozenset({config.DATABASE_URL, config.REDIS_URL, WEBHOOK_SECRET_KEYS}),
     "webhooks": frozenset({config.DATABASE_URL, WEBHOOK_SECRET_KEYS}),
-    "gateway": frozenset({config.DATABASE_URL, config.REDIS_URL}),
+    "gateway": frozenset({config.DATABASE_URL, config.REDIS_URL, config.UPLOAD_TOKEN_SECRETS}),
 }
 """The credentials each function and the gateway read, wherever they run."""
 

@@ -1,5 +1,6 @@
 """End to end: an upload through the broker, process and notify reaches its tenant's WebSocket
-client through Redis and the gateway, and never another tenant's; a deletion through the query
+client through Redis and the gateway, and never another tenant's (nor, to a client of an
+upload token, another token's or the API key's); a deletion through the query
 function reaches the client and the tenant's webhook."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 from flask.testing import FlaskClient
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from filepipe import auth
@@ -21,7 +23,7 @@ from tests.support.pipeline import Pipeline, pipeline
 from tests.support.processes import running
 from tests.support.receiver import receiving
 from tests.support.uploads import put, request_upload
-from tests.support.waiting import free_port
+from tests.support.waiting import free_port, wait_until
 from tests.support.webhooks import verified
 
 pytestmark = pytest.mark.integration
@@ -121,3 +123,49 @@ def test_a_deletion_reaches_the_tenants_client_and_webhook(
     body = verified(secret, delivered)
     assert (body["id"], body["type"]) == (deleted["id"], "file.deleted")
     assert delivered.headers["webhook-id"] == deleted["id"]
+
+
+def test_an_upload_tokens_client_gets_only_the_events_of_its_files(
+    pipe: Pipeline, presign: FlaskClient, conn: Conn
+) -> None:
+    key = auth.create_key(conn, f"live-{uuid.uuid4().hex[:8]}")
+    headers = {"Authorization": f"Bearer {key}"}
+    tokens = [presign.post("/upload-tokens", json={}, headers=headers) for _ in range(2)]
+    mine, theirs = (t.get_json()["token"] for t in tokens)
+    with listen(pipe, mine) as my_client, listen(pipe, theirs) as their_client:
+        by_key = upload(presign, key, "the tenant's own")
+        their_file = upload(presign, theirs, "the other token's")
+        events_until(their_client, their_file, "file.processed")
+        wait_until(
+            lambda: conn.execute(
+                "SELECT 1 FROM files WHERE id = %s AND status = 'PROCESSED'", (by_key,)
+            ).fetchone(),
+            timeout=30,
+            what="the API key's file to be processed",
+        )
+        my_file = upload(presign, mine, "this token's")  # after the others' last events
+
+        mine_seen = events_until(my_client, my_file, "file.processed")
+
+    assert {e["subject"] for e in mine_seen} == {my_file}
+    assert mine_seen[-1]["data"]["upload_token_id"] == tokens[0].get_json()["id"]
+
+
+def test_an_upload_tokens_connection_ends_when_the_token_expires(
+    pipe: Pipeline, presign: FlaskClient, conn: Conn
+) -> None:
+    key = auth.create_key(conn, f"live-{uuid.uuid4().hex[:8]}")
+    minted = presign.post(
+        "/upload-tokens", json={"expires_in": 2}, headers={"Authorization": f"Bearer {key}"}
+    )
+    with (
+        listen(pipe, minted.get_json()["token"]) as client,
+        pytest.raises(ConnectionClosed) as closed,
+    ):
+        client.recv(timeout=10)
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4401, "upload token expired")
+
+    with pytest.raises(InvalidStatus) as refused:
+        listen(pipe, minted.get_json()["token"])
+    assert refused.value.response.status_code == 401

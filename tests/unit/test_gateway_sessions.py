@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from websockets.datastructures import Headers
 
-from filepipe.errors import Unauthorized
+from filepipe.errors import Forbidden, Unauthorized
 from filepipe.notify.gateway import handshake
-from filepipe.notify.gateway.handshake import Forbidden, TooManyConnections
+from filepipe.notify.gateway.handshake import TooManyConnections
 from filepipe.notify.gateway.hub import Hub, Subscriber
 from filepipe.notify.gateway.sessions import EXPIRED, REVOKED, Sessions
 from filepipe.revocation import Revocation

@@ -85,6 +85,8 @@ class FileRow:
     """When the file was marked DELETED."""
     purged_at: datetime | None
     """When storage was last cleared of a DELETED file's object and unfinished uploads."""
+    upload_token_id: uuid.UUID | None = None
+    """The upload token the file was made with (``filepipe.upload_tokens``), if any."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", Status(self.status))

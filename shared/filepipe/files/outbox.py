@@ -35,7 +35,8 @@ def file_event(
     traceparent: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> Event:
-    """The ``event_type`` event of ``file`` as of its current version, ``details`` added to data."""
+    """The ``event_type`` event of ``file`` as of its current version, ``details`` added to data
+    (and ``upload_token_id`` for a file made with an upload token: the gateway's filter)."""
     data: dict[str, Any] = {
         "file_id": str(file.id),
         "tenant": file.tenant,
@@ -46,6 +47,8 @@ def file_event(
         "key": file.key,
         **(details or {}),
     }
+    if file.upload_token_id is not None:
+        data["upload_token_id"] = str(file.upload_token_id)
     return Event(
         id=event_id(file.id, file.version, event_type),
         type=event_type,

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from psycopg import Connection, sql
-from psycopg.rows import class_row
+from psycopg.rows import class_row, scalar_row
 from psycopg.types.json import Jsonb
 
 from filepipe.files.model import FileRow, Status
@@ -64,6 +64,8 @@ class NewFile:
     upload_id: str | None = None
     """The S3 UploadId of a multipart upload."""
     part_size: int | None = None
+    upload_token_id: uuid.UUID | None = None
+    """The upload token making the file (``filepipe.upload_tokens``)."""
 
 
 @dataclass(frozen=True)
@@ -103,8 +105,8 @@ def insert_pending(conn: Connection[Any], new: NewFile) -> FileRow | None:
             INSERT INTO files (id, tenant, bucket, key, filename, declared_content_type,
                                declared_size, declared_sha256, metadata, idempotency_key,
                                request_fingerprint, upload_expires_at, traceparent,
-                               created_at, updated_at, upload_id, part_size)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                               created_at, updated_at, upload_id, part_size, upload_token_id)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
             ON CONFLICT (tenant, idempotency_key) DO NOTHING
             RETURNING *
             """,
@@ -126,6 +128,7 @@ def insert_pending(conn: Connection[Any], new: NewFile) -> FileRow | None:
                 new.created_at,
                 new.upload_id,
                 new.part_size,
+                new.upload_token_id,
             ),
         ).fetchone()
     if row is not None:
@@ -133,6 +136,19 @@ def insert_pending(conn: Connection[Any], new: NewFile) -> FileRow | None:
             conn, row, from_status=None, message="upload URL issued", traceparent=new.traceparent
         )
     return row
+
+
+def count_of_token(conn: Connection[Any], token_id: uuid.UUID) -> int:
+    """How many files were made with the upload token (index ``files_upload_token``), counting
+    every other transaction's that committed: it first takes a transaction-scoped advisory lock
+    on the token, so the count of transactions that insert a token's file, then call this, is
+    serial (each sees the files of those before it)."""
+    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (str(token_id),))
+    with conn.cursor(row_factory=scalar_row) as cur:
+        count = cur.execute(
+            "SELECT count(*) FROM files WHERE upload_token_id = %s", (token_id,)
+        ).fetchone()
+    return int(count or 0)
 
 
 def declare(

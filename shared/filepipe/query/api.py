@@ -3,7 +3,8 @@
 
 Every route sees only the caller's tenant's files (another tenant's file is a 404). ``GET /files``
 pages newest first with signed keyset cursors (``cursors``); ``GET /files/{id}`` is served
-cache-aside from Redis (``cache``; the API key's tenant is cached too, so a hit touches no
+cache-aside from Redis (to an upload token, which may read only the files it made and no other
+route, straight from PostgreSQL) (``cache``; the API key's tenant is cached too, so a hit touches no
 database) with an ETag from the file's id and version, so ``If-None-Match`` answers 304.
 ``GET /files/{id}/download`` issues a short-lived presigned GET of a PROCESSED file (``download``),
 as JSON or, with ``?redirect=true``, as a 302. ``DELETE /files/{id}`` marks the file DELETED and
@@ -31,6 +32,7 @@ from filepipe.query.cache import ReadCache
 from filepipe.query.cursors import CursorCodec, codec_for, scope_digest
 from filepipe.query.params import PARAMETERS, parse_list_query
 from filepipe.runtime import Runtime
+from filepipe.upload_tokens import UploadToken
 from filepipe.web import Api, Route, json_response
 from filepipe.web.bodies import iso
 
@@ -106,25 +108,36 @@ def get_files(request: Request, tenant: str) -> Response:
     )
 
 
-def get_file(request: Request, tenant: str, id: uuid.UUID) -> Response:
-    file_id, services = id, _current()
-    cached = services.cache.lookup(file_id)
-    if cached.file is not None:
-        # Another tenant's cached file gets the same answer as a missing one.
-        file = cached.file if cached.file_tenant == tenant else None
-    else:
-        with services.runtime.pool.connection() as conn:
-            row = store.get(conn, tenant, file_id)
-        file = representation(row) if row is not None else None
-        if file is not None and cached.guard is not None:
-            services.cache.store_file(file_id, tenant, file, cached.guard)
+def get_file(request: Request, tenant: str, token: UploadToken | None, id: uuid.UUID) -> Response:
+    file = _read_file(_current(), tenant, id) if token is None else _token_file(tenant, id, token)
     if file is None:
-        raise NotFound(f"no file {file_id}")
+        raise NotFound(f"no file {id}")
     tag = etag(file)
     headers = {"ETag": f'"{tag}"', "Cache-Control": CACHE_CONTROL}
     if request.if_none_match.contains_weak(tag):
         return Response(status=304, headers=headers)
     return json_response(file, headers=headers)
+
+
+def _read_file(services: _Services, tenant: str, file_id: uuid.UUID) -> dict[str, Any] | None:
+    """The tenant's file, through the read cache."""
+    cached = services.cache.lookup(file_id)
+    if cached.file is not None:
+        # Another tenant's cached file gets the same answer as a missing one.
+        return cached.file if cached.file_tenant == tenant else None
+    with services.runtime.pool.connection() as conn:
+        row = store.get(conn, tenant, file_id)
+    file = representation(row) if row is not None else None
+    if file is not None and cached.guard is not None:
+        services.cache.store_file(file_id, tenant, file, cached.guard)
+    return file
+
+
+def _token_file(tenant: str, file_id: uuid.UUID, token: UploadToken) -> dict[str, Any] | None:
+    """The file if ``token`` made it (the cache does not know which token made a file)."""
+    with _current().runtime.pool.connection() as conn:
+        row = store.get(conn, tenant, file_id)
+    return representation(row) if row is not None and row.upload_token_id == token.id else None
 
 
 def get_file_logs(request: Request, tenant: str, id: uuid.UUID) -> Response:
@@ -174,7 +187,7 @@ def _log_entry(row: dict[str, Any]) -> dict[str, Any]:
 api = Api(
     [
         Route("GET", "/files", get_files, query=PARAMETERS),
-        Route("GET", "/files/{id}", get_file),
+        Route("GET", "/files/{id}", get_file, upload_tokens=True),
         Route("DELETE", "/files/{id}", delete_file),
         Route("GET", "/files/{id}/logs", get_file_logs),
         Route("GET", "/files/{id}/download", get_file_download, query=download.PARAMETERS),

@@ -18,7 +18,10 @@ Uppy sends no size: a single upload is a form POST whose policy bounds the size 
 (``filepipe.upload.parts``). Each creates and advances a file exactly as ``POST /uploads`` and
 ``/uploads/{id}/...`` do (through ``create`` and ``parts``). ``name`` and ``type`` in Uppy's
 metadata repeat ``filename`` and ``type`` and are not kept. ``uploadId`` and ``key`` only find
-the caller's file: the key names its id, and the file must be at that key with that UploadId.
+the caller's file: the key names its id, and the file must be at that key with that UploadId
+(and, with an upload token, made with it). Upload tokens are taken as by the native routes: the
+same scope, a form POST's ``content-length-range`` and a multipart completion bounded by the
+token's ``max_file_bytes``.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from filepipe.upload import parts
 from filepipe.upload.create import create_upload
 from filepipe.upload.multipart import MAX_PARTS, Completion, PartRequest, parse_completion
 from filepipe.upload.request import parse_upload_request
+from filepipe.upload_tokens import UploadToken
 from filepipe.web.routing import parse_bounded_int
 
 METADATA_PREFIX = "metadata["
@@ -46,7 +50,9 @@ _REPEATED = frozenset({"name", "type"})
 """Keys of Uppy's metadata that repeat ``filename`` and ``type``."""
 
 
-def params(rt: Runtime, tenant: str, query: Mapping[str, str]) -> dict[str, Any]:
+def params(
+    rt: Runtime, tenant: str, token: UploadToken | None, query: Mapping[str, str]
+) -> dict[str, Any]:
     """``GET /s3/params``: a new file and the form POST that uploads it."""
     metadata = {
         name[len(METADATA_PREFIX) : -1]: value
@@ -59,60 +65,79 @@ def params(rt: Runtime, tenant: str, query: Mapping[str, str]) -> dict[str, Any]
         raise BadRequest("the request's query parameters are invalid", errors=errors)
     native: dict[str, Any] = {"metadata": metadata}
     native.update((_NATIVE.get(n, n), query[n]) for n in ("filename", "type") if n in query)
-    upload = _create(rt, tenant, native)["upload"]
+    upload = _create(rt, tenant, token, native)["upload"]
     return {"method": "POST", "url": upload["url"], "fields": upload["fields"], "headers": {}}
 
 
-def start(rt: Runtime, tenant: str, body: Mapping[str, Any]) -> dict[str, Any]:
+def start(
+    rt: Runtime, tenant: str, token: UploadToken | None, body: Mapping[str, Any]
+) -> dict[str, Any]:
     """``POST /s3/multipart``: a new file and its multipart upload."""
     unknown = sorted(set(body) - {"filename", "type", "metadata"})
     if unknown:
         errors = [{"field": name[:80], "message": "unknown field"} for name in unknown]
         raise BadRequest("the upload request is invalid", errors=errors)
     native = {_NATIVE.get(name, name): value for name, value in body.items()}
-    created = _create(rt, tenant, native, parts=True)
+    created = _create(rt, tenant, token, native, parts=True)
     return {"key": created["key"], "uploadId": created["upload"]["upload_id"]}
 
 
-def list_parts(rt: Runtime, tenant: str, upload_id: str, key: str | None) -> list[dict[str, Any]]:
+def list_parts(
+    rt: Runtime, tenant: str, token: UploadToken | None, upload_id: str, key: str | None
+) -> list[dict[str, Any]]:
     """``GET /s3/multipart/{uploadId}``: the parts storage holds."""
-    listing = parts.listing(rt, find(rt, tenant, upload_id, key))
+    listing = parts.listing(rt, find(rt, tenant, token, upload_id, key))
     return [
         {"PartNumber": p["number"], "Size": p["size"], "ETag": p["etag"]} for p in listing["parts"]
     ]
 
 
 def sign_part(
-    rt: Runtime, tenant: str, upload_id: str, part_number: str, key: str | None
+    rt: Runtime,
+    tenant: str,
+    token: UploadToken | None,
+    upload_id: str,
+    part_number: str,
+    key: str | None,
 ) -> dict[str, Any]:
     """``GET /s3/multipart/{uploadId}/{partNumber}``: a presigned UploadPart."""
     number = parse_bounded_int(part_number, low=1, high=MAX_PARTS)
     if number is None:
         errors = [{"field": "partNumber", "message": f"must be an integer from 1 to {MAX_PARTS}"}]
         raise BadRequest("the part number is invalid", errors=errors)
-    file = find(rt, tenant, upload_id, key)
+    file = find(rt, tenant, token, upload_id, key)
     signed = parts.presign(rt, file, PartRequest((number,), {}))["parts"][0]
     return {"url": signed["url"], "method": signed["method"], "headers": signed["headers"]}
 
 
 def complete(
-    rt: Runtime, tenant: str, upload_id: str, key: str | None, body: Mapping[str, Any]
+    rt: Runtime,
+    tenant: str,
+    token: UploadToken | None,
+    upload_id: str,
+    key: str | None,
+    body: Mapping[str, Any],
 ) -> dict[str, Any]:
     """``POST /s3/multipart/{uploadId}/complete``: complete the upload; the file's location."""
     completion = _completion(body)
-    file = find(rt, tenant, upload_id, key)
-    done = parts.complete(rt, file, completion)
+    file = find(rt, tenant, token, upload_id, key)
+    done = parts.complete(rt, file, completion, token)
     return {"location": f"/files/{done['id']}", "key": done["key"]}
 
 
-def abort(rt: Runtime, tenant: str, upload_id: str, key: str | None) -> dict[str, Any]:
+def abort(
+    rt: Runtime, tenant: str, token: UploadToken | None, upload_id: str, key: str | None
+) -> dict[str, Any]:
     """``DELETE /s3/multipart/{uploadId}``: abort the upload, cancel the file."""
-    parts.abort(rt, find(rt, tenant, upload_id, key))
+    parts.abort(rt, find(rt, tenant, token, upload_id, key))
     return {}
 
 
-def find(rt: Runtime, tenant: str, upload_id: str, key: str | None) -> FileRow:
-    """The caller's multipart file at ``key`` with ``upload_id`` (anything else: a 404)."""
+def find(
+    rt: Runtime, tenant: str, token: UploadToken | None, upload_id: str, key: str | None
+) -> FileRow:
+    """The caller's multipart file at ``key`` with ``upload_id``, made with ``token`` if given
+    (anything else: a 404)."""
     if key is None:
         errors = [{"field": "key", "message": "required, the object key"}]
         raise BadRequest("the request's query parameters are invalid", errors=errors)
@@ -128,12 +153,19 @@ def find(rt: Runtime, tenant: str, upload_id: str, key: str | None) -> FileRow:
             file = store.get(conn, tenant, file_id)
     if file is None or file.key != key or file.upload_id != upload_id:
         raise missing
+    if not parts.made_with(file, token):
+        raise missing
     logs.bind(file_id=file.id, tenant=tenant)
     return file
 
 
 def _create(
-    rt: Runtime, tenant: str, body: Mapping[str, Any], *, parts: bool = False
+    rt: Runtime,
+    tenant: str,
+    token: UploadToken | None,
+    body: Mapping[str, Any],
+    *,
+    parts: bool = False,
 ) -> dict[str, Any]:
     """The new file of a ``POST /uploads`` body without a size."""
     request = parse_upload_request(
@@ -144,7 +176,7 @@ def _create(
     )
     kept = {key: value for key, value in request.metadata.items() if key not in _REPEATED}
     request = replace(request, metadata=kept)
-    return create_upload(rt, tenant, request, client_parts=parts).body
+    return create_upload(rt, tenant, request, token=token, client_parts=parts).body
 
 
 def _completion(body: Mapping[str, Any]) -> Completion:

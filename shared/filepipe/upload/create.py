@@ -1,7 +1,8 @@
 """Creating uploads: the PENDING ``files`` row, its ``file.created`` event and its upload (a
 presigned PUT, or a multipart upload whose parts ``filepipe.upload.parts`` presigns). An upload
-of unknown size (``UploadRequest.size`` None) is a presigned form POST bounded by the size limit,
-or a multipart upload without a part plan (``client_parts``: the client sizes its parts).
+of unknown size (``UploadRequest.size`` None) is a presigned form POST bounded by the size limit
+(an upload token's ``max_file_bytes`` if smaller), or a multipart upload without a part plan
+(``client_parts``: the client sizes its parts).
 
 The row, its first processing log and the outbox event are written in one transaction; the event
 is published after commit and, if that fails, stays in the outbox for the reconcile job while the
@@ -9,6 +10,11 @@ client still gets its upload URL. An ``Idempotency-Key`` retry with the same bod
 file (and a URL with the same expiry, or the same UploadId); the same key with another body is a
 422. A multipart upload is created in storage before its row; one that no row records (the
 request was a replay, or recording failed) is aborted at once, or else by reconcile.
+
+An upload made with an upload token is held to its scope (``tokens.enforce``: type, size,
+metadata) and records the token on the row; the transaction inserting the row then counts the
+token's files under a lock on the token (``store.count_of_token``) and refuses one over its
+``max_files`` (403), so concurrent requests never exceed it and a replay never counts.
 """
 
 from __future__ import annotations
@@ -25,14 +31,16 @@ from psycopg import Connection
 
 from filepipe import events, logs, multipart_storage
 from filepipe.config import S3_SINGLE_PUT_LIMIT
-from filepipe.errors import Conflict, UnprocessableContent
+from filepipe.errors import Conflict, Forbidden, UnprocessableContent
 from filepipe.files import outbox, store
 from filepipe.files.model import FileRow, representation
 from filepipe.runtime import Runtime
 from filepipe.storage import presign_post, presign_put
 from filepipe.telemetry import current_traceparent
+from filepipe.upload import tokens
 from filepipe.upload.multipart import PartPlan
 from filepipe.upload.request import UploadRequest
+from filepipe.upload_tokens import UploadToken
 from filepipe.web.bodies import iso
 
 log = logging.getLogger(__name__)
@@ -59,12 +67,16 @@ def create_upload(
     request: UploadRequest,
     idempotency_key: str | None = None,
     part_plan: PartPlan | None = None,
+    token: UploadToken | None = None,
     *,
     client_parts: bool = False,
 ) -> CreatedUpload:
     """The PENDING file and its upload: a presigned PUT (a form POST if the size is unknown), or
     with ``part_plan`` or ``client_parts`` a multipart upload (CreateMultipartUpload first, so
-    the row is recorded with its UploadId); ``client_parts``: parts of the client's sizes."""
+    the row is recorded with its UploadId); ``client_parts``: parts of the client's sizes. With
+    ``token``, within its scope."""
+    if token is not None:
+        request = tokens.enforce(token, request)
     now = datetime.now(UTC)
     file_id = uuid.uuid4()
     key = object_key(tenant, file_id, request.filename)
@@ -87,10 +99,11 @@ def create_upload(
         created_at=now,
         upload_id=_start(rt, new_key=key, request=request) if multipart else None,
         part_size=None if part_plan is None else part_plan.part_size,
+        upload_token_id=None if token is None else token.id,
     )
     file: FileRow | None = None
     try:
-        file, event_id = _record(rt, new, idempotency_key, now)
+        file, event_id = _record(rt, new, idempotency_key, now, token)
     finally:
         if new.upload_id is not None and (file is None or file.upload_id != new.upload_id):
             _abort_quietly(rt, new)  # a replay (the earlier upload stands) or a failure
@@ -104,7 +117,7 @@ def create_upload(
     if file.upload_id:
         upload = _multipart_upload(file)
     elif file.declared_size is None:
-        upload = _form_post(rt, file, expires_in)
+        upload = _form_post(rt, file, tokens.max_file_bytes(rt.settings, token), expires_in)
     else:
         upload = _single_put(rt, file, file.declared_size, expires_in)
     if event_id is not None:
@@ -128,13 +141,22 @@ def _abort_quietly(rt: Runtime, new: store.NewFile) -> None:
 
 
 def _record(
-    rt: Runtime, new: store.NewFile, idempotency_key: str | None, now: datetime
+    rt: Runtime,
+    new: store.NewFile,
+    idempotency_key: str | None,
+    now: datetime,
+    token: UploadToken | None,
 ) -> tuple[FileRow, str | None]:
     """The new row and its ``file.created`` event id, or an earlier request's row and None."""
     with rt.pool.connection() as conn, conn.transaction():
         file = store.insert_pending(conn, new)
         if file is None:
-            return _replayed(conn, new.tenant, idempotency_key, new.fingerprint), None
+            return _replayed(conn, new, idempotency_key), None
+        if token is not None and store.count_of_token(conn, token.id) > token.scope.max_files:
+            raise Forbidden(
+                f"this upload token has made its {token.scope.max_files} files",
+                max_files=token.scope.max_files,
+            )
         event = outbox.file_event(
             events.FILE_CREATED, file, source=SOURCE, time=now, traceparent=new.traceparent
         )
@@ -160,13 +182,13 @@ def _single_put(rt: Runtime, file: FileRow, size: int, expires_in: int) -> dict[
     }
 
 
-def _form_post(rt: Runtime, file: FileRow, expires_in: int) -> dict[str, Any]:
+def _form_post(rt: Runtime, file: FileRow, max_size: int, expires_in: int) -> dict[str, Any]:
     upload = presign_post(
         rt.s3_presigner,
         bucket=file.bucket,
         key=file.key,
         content_type=file.declared_content_type,
-        max_size=min(rt.settings.max_upload_bytes, S3_SINGLE_PUT_LIMIT),
+        max_size=min(max_size, S3_SINGLE_PUT_LIMIT),
         expires_in=expires_in,
     )
     return {
@@ -191,14 +213,17 @@ def _multipart_upload(file: FileRow) -> dict[str, Any]:
     }
 
 
-def _replayed(
-    conn: Connection[Any], tenant: str, idempotency_key: str | None, fingerprint: str
-) -> FileRow:
-    """The file an earlier request with this Idempotency-Key created (same body), or a 422."""
+def _replayed(conn: Connection[Any], new: store.NewFile, idempotency_key: str | None) -> FileRow:
+    """The file an earlier request with this Idempotency-Key created (same body and credential:
+    API key or the same upload token), or a 422."""
     assert idempotency_key is not None, "only a key can conflict"
-    file = store.by_idempotency_key(conn, tenant, idempotency_key)
+    file = store.by_idempotency_key(conn, new.tenant, idempotency_key)
     assert file is not None, "the conflicting row is visible once the insert has waited"
-    if file.request_fingerprint != fingerprint:
+    if file.upload_token_id != new.upload_token_id:
+        raise UnprocessableContent(
+            "this Idempotency-Key was used with another credential", file_id=str(file.id)
+        )
+    if file.request_fingerprint != new.fingerprint:
         raise UnprocessableContent(
             "this Idempotency-Key was used with a different request body", file_id=str(file.id)
         )

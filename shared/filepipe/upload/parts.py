@@ -1,11 +1,12 @@
 """The parts of a multipart upload: presigning them, listing them, completing and aborting.
 
-Each works on the caller's file (another tenant's or an unknown one is a 404) that is a multipart
-upload. Presigning and listing need it PENDING and open; anything else is a 409 naming its
-status. An upload of unknown size has no part plan: its part URLs bind no length and the client
-sizes its parts. Completing checks the listed parts against ListParts
-(``multipart.completion_errors``, a 422 naming each fault), refuses parts adding up to more than
-the size limit (413), records a SHA-256 given then and the parts' total as the declared ones
+Each works on the caller's file (another tenant's or an unknown one is a 404; with an upload
+token, one the token did not make too) that is a multipart upload. Presigning and listing need
+it PENDING and open; anything else is a 409 naming its status. An upload of unknown size has no
+part plan: its part URLs bind no length and the client sizes its parts. Completing checks the
+listed parts against ListParts (``multipart.completion_errors``, a 422 naming each fault),
+refuses parts adding up to more than the size limit, or with an upload token its
+``max_file_bytes`` (413), records a SHA-256 given then and the parts' total as the declared ones
 where none was declared, and calls CompleteMultipartUpload: the object-created notification then
 drives processing as for any object. A completion retried after the upload completed answers the
 file again. Aborting calls AbortMultipartUpload and moves the file PENDING → CANCELLED with
@@ -26,6 +27,7 @@ from filepipe.files.model import FileRow, Status, representation
 from filepipe.files.transitions import Change, apply
 from filepipe.multipart_storage import PartsRefused, UploadNotOpen
 from filepipe.runtime import Runtime
+from filepipe.upload import tokens
 from filepipe.upload.multipart import (
     Completion,
     PartPlan,
@@ -33,6 +35,7 @@ from filepipe.upload.multipart import (
     completed_size,
     completion_errors,
 )
+from filepipe.upload_tokens import UploadToken
 from filepipe.web.bodies import iso
 
 SOURCE = "/filepipe/presign"
@@ -41,16 +44,22 @@ _NOT_COMPLETED = frozenset({Status.PENDING, Status.CANCELLED, Status.EXPIRED, St
 """Statuses of a multipart file whose object never came from its upload."""
 
 
-def load(rt: Runtime, tenant: str, file_id: uuid.UUID) -> FileRow:
-    """The tenant's multipart file (404 unknown, 409 a single-PUT file)."""
+def load(rt: Runtime, tenant: str, file_id: uuid.UUID, token: UploadToken | None = None) -> FileRow:
+    """The tenant's multipart file, made with ``token`` if given (404 unknown, 409 a single-PUT
+    file)."""
     with rt.pool.connection() as conn:
         file = store.get(conn, tenant, file_id)
-    if file is None:
+    if file is None or not made_with(file, token):
         raise NotFound(f"no file {file_id}")
     logs.bind(file_id=file.id, tenant=tenant)
     if file.upload_id is None:
         raise _conflict(file, "is a single-PUT upload, not a multipart one")
     return file
+
+
+def made_with(file: FileRow, token: UploadToken | None) -> bool:
+    """Whether a caller with ``token`` (None: an API key, which sees all) may see ``file``."""
+    return token is None or file.upload_token_id == token.id
 
 
 def plan_of(file: FileRow) -> PartPlan | None:
@@ -102,8 +111,11 @@ def listing(rt: Runtime, file: FileRow) -> dict[str, Any]:
     }
 
 
-def complete(rt: Runtime, file: FileRow, completion: Completion) -> dict[str, Any]:
-    """Check the parts, record the SHA-256, complete; the file's representation."""
+def complete(
+    rt: Runtime, file: FileRow, completion: Completion, token: UploadToken | None = None
+) -> dict[str, Any]:
+    """Check the parts (within ``token``'s size limit if given), record the SHA-256 and size,
+    complete; the file's representation."""
     if file.status not in _NOT_COMPLETED:
         return representation(file)  # a retried completion
     _require_open(file)
@@ -124,7 +136,7 @@ def complete(rt: Runtime, file: FileRow, completion: Completion) -> dict[str, An
         summary = "; ".join(f"{e['field']} {e['message']}" for e in errors[:5])
         raise _unprocessable(file, f"the parts do not make the declared file: {summary}", errors)
     size = completed_size(stored, len(completion.parts))
-    limit = rt.settings.max_upload_bytes
+    limit = tokens.max_file_bytes(rt.settings, token)
     if size > limit:
         raise PayloadTooLarge(
             f"the parts add up to {size} bytes, over the limit of {limit}", max_size=limit

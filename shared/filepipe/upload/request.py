@@ -76,7 +76,7 @@ def parse_upload_request(
     content_type = _content_type(body.get("content_type"), fail)
     size = _size(body.get("size"), fail) if sized else None
     sha256 = _sha256(body.get("sha256", _ABSENT), fail)
-    metadata = _metadata(body.get("metadata", _ABSENT), fail)
+    metadata = parse_metadata(body.get("metadata", _ABSENT), fail)
     multipart = body.get("multipart")
     if "multipart" in body and not isinstance(multipart, bool):
         fail("multipart", "must be true or false")
@@ -157,7 +157,7 @@ def _sha256(value: Any, fail: Any) -> str | None:
     return value.lower()
 
 
-def _metadata(value: Any, fail: Any) -> dict[str, str]:
+def parse_metadata(value: Any, fail: Any) -> dict[str, str]:
     if value is _ABSENT:
         return {}
     if not isinstance(value, dict):

@@ -3,11 +3,16 @@
 One ``Api`` per function. For every request it:
 
 1. matches the path and method (no match: 404; another method: 405 with ``Allow``);
-2. authenticates the caller unless the route is public (401 comes before any 400);
+2. authenticates the caller unless the route is public (401 comes before any 400): an upload
+   token (``Bearer fput_…``, ``filepipe.upload_tokens``) is a 403 on a route that does not take
+   one, and is verified here on one that does; anything else goes to the function's
+   authenticator;
 3. refuses malformed path ids (a UUID in canonical form) and query parameters the route does not
    take, given twice or empty (a parameter of a route's open prefix may be empty): 400, the same
    rule on every route;
-4. calls the handler with the request, the caller's ``tenant`` and the path's ids (``UUID``);
+4. calls the handler with the request, the caller's ``tenant``, its upload ``token`` (routes
+   that take one; ``None`` for an API key) and the path's ids (``UUID`` or, for ``segments``,
+   ``str``);
 5. answers any exception with its problem (``filepipe.web.problems``), and counts the request
    (``filepipe_http_requests_total`` by route pattern, method and status) and its latency.
 
@@ -31,8 +36,8 @@ from flask import Request, Response
 from werkzeug.datastructures import MultiDict
 from werkzeug.routing import BaseConverter, Map, Rule
 
-from filepipe import logs, metrics, telemetry
-from filepipe.errors import BadRequest
+from filepipe import logs, metrics, runtime, telemetry, upload_tokens
+from filepipe.errors import BadRequest, Forbidden
 from filepipe.web.problems import response_for
 
 Handler = Callable[..., Response]
@@ -78,6 +83,8 @@ class Route:
     """Path parameters that are any one segment (a ``str``), not ids."""
     public: bool = False
     """No authentication (the handler gets no ``tenant``)."""
+    upload_tokens: bool = False
+    """Upload tokens are taken too: the handler gets ``token`` (``None`` for an API key)."""
 
 
 def segment_converter(paths: Sequence[str]) -> type[BaseConverter]:
@@ -128,9 +135,21 @@ class Api:
         matched[0] = route.path
         telemetry.name_request(request.method, route.path)
         if not route.public:
-            params["tenant"] = self._authenticate(request)
+            params.update(self._caller(route, request))
         refuse_malformed(params, request.args, route.query, route.query_prefixes)
         return route.handler(request, **params)
+
+    def _caller(self, route: Route, request: Request) -> dict[str, Any]:
+        """The handler's ``tenant`` (and ``token``, for a route taking upload tokens)."""
+        text = upload_tokens.in_header(request.headers.get("Authorization"))
+        if text is not None and not route.upload_tokens:
+            raise Forbidden("an upload token can't be used here; use an API key")
+        if not route.upload_tokens:
+            return {"tenant": self._authenticate(request)}
+        if text is None:
+            return {"tenant": self._authenticate(request), "token": None}
+        token = upload_tokens.decode(text, runtime.current().settings.upload_token_secrets)
+        return {"tenant": token.tenant, "token": token}
 
 
 def _rule_path(route: Route) -> str:

@@ -2,8 +2,10 @@
 
 Clients authenticate with an API key during the opening handshake and receive each event as a
 text frame of structured-mode CloudEvents JSON (CloudEvents 1.0 JSON format), optionally only
-those of one file (``?file_id=``). Events come from Redis pub/sub (``filepipe.realtime``). Run
-it with ``python -m filepipe.notify.gateway [--port 8086]``.
+those of one file (``?file_id=``). A client with an upload token (``filepipe.upload_tokens``)
+receives only the events of the files made with it, until the token expires. Events come from
+Redis pub/sub (``filepipe.realtime``). Run it with ``python -m filepipe.notify.gateway
+[--port 8086]``.
 
 - ``handshake``: parsing the request, the HTTP refusals (404, 403 for a browser ``Origin`` not
   allowed, 401, 400, 429 over the per-tenant cap, 503)

@@ -24,7 +24,7 @@ from websockets.datastructures import Headers
 from websockets.http11 import Response
 
 from filepipe.auth import bearer_token
-from filepipe.errors import BadRequest, NotFound, ProblemError, Unauthorized
+from filepipe.errors import BadRequest, Forbidden, NotFound, ProblemError, Unauthorized
 
 WS_PATH = "/ws"
 HEALTH_PATH = "/healthz"
@@ -71,11 +71,6 @@ def parse_file_id(values: list[str] | None) -> str | None:
         raise BadRequest(
             "file_id must be a UUID", errors=[{"field": "file_id", "message": "not a UUID"}]
         ) from exc
-
-
-class Forbidden(ProblemError):
-    status = 403
-    title = "Forbidden"
 
 
 class TooManyConnections(ProblemError):

@@ -6,6 +6,10 @@ bounded queue and returns. A client whose queue is full (it reads slower than ev
 dropped from the hub and flagged ``overflowed``; its connection handler then closes it with 1013
 (try again later). Closing, rather than silently dropping old events, tells the client it missed
 some: it reconnects and catches up with ``GET /files``.
+
+A client connected with an upload token gets only the events of files made with that token:
+those whose data carries its ``upload_token_id`` (written from the ``files`` row into the outbox,
+never from anything a client sent).
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ class Subscriber:
     ended: asyncio.Event = field(init=False, repr=False, default_factory=asyncio.Event)
     """Set when the client's key was revoked or expired: its connection must close."""
     end_reason: str = field(init=False, default="")
+    upload_token_id: str | None = None
+    """The id of the upload token the client connected with: only its files' events."""
 
     def __post_init__(self) -> None:
         self.queue = asyncio.Queue(maxsize=self.queue_size)
@@ -92,14 +98,17 @@ class Hub:
         if not subscribers:
             return 0
         file_id: str | None = None
-        if any(s.file_id is not None for s in subscribers):
-            file_id = event_file_id(message)
+        token_id: str | None = None
+        if any(s.file_id is not None or s.upload_token_id is not None for s in subscribers):
+            file_id, token_id = event_file_id(message), event_upload_token_id(message)
         delivered = 0
         for subscriber in list(subscribers):
             if subscriber.is_gone() or subscriber.ended.is_set():
                 self.discard(subscriber)
                 continue
             if subscriber.file_id is not None and subscriber.file_id != file_id:
+                continue
+            if subscriber.upload_token_id is not None and subscriber.upload_token_id != token_id:
                 continue
             if subscriber.offer(message):
                 delivered += 1
@@ -114,16 +123,27 @@ class Hub:
 
 def event_file_id(message: str) -> str | None:
     """The file id of a structured CloudEvent (``data.file_id``, else ``subject``), normalised."""
+    event = _json_object(message)
+    data = event.get("data")
+    candidate = data.get("file_id") if isinstance(data, dict) else None
+    return _uuid(event.get("subject") if candidate is None else candidate)
+
+
+def event_upload_token_id(message: str) -> str | None:
+    """The ``data.upload_token_id`` of a structured CloudEvent, normalised (``None``: none)."""
+    data = _json_object(message).get("data")
+    return _uuid(data.get("upload_token_id")) if isinstance(data, dict) else None
+
+
+def _json_object(message: str) -> dict[str, Any]:
     try:
         event: Any = json.loads(message)
     except ValueError:
-        return None
-    if not isinstance(event, dict):
-        return None
-    data = event.get("data")
-    candidate = data.get("file_id") if isinstance(data, dict) else None
-    if candidate is None:
-        candidate = event.get("subject")
+        return {}
+    return event if isinstance(event, dict) else {}
+
+
+def _uuid(candidate: Any) -> str | None:
     if not isinstance(candidate, str):
         return None
     try:

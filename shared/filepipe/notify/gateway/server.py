@@ -7,6 +7,10 @@ a client gets every event published after its handshake. The cost is that each g
 receives (and discards) events of tenants it has no client for, cheap at one small message per
 file state change.
 
+A client may connect with an upload token instead of an API key (``filepipe.upload_tokens``,
+checked without PostgreSQL): it gets only the events of the files made with that token
+(``hub``), and is closed with ``CLOSE_KEY_ENDED`` when the token expires.
+
 The same connection subscribes to ``filepipe:keys:revoked`` (``filepipe.revocation``): a
 revoked key's connections are closed with ``CLOSE_KEY_ENDED`` (4401) at once, an expiring
 key's when it expires. Messages sent while the subscription was down are lost, so on every
@@ -26,6 +30,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -38,7 +43,7 @@ from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from filepipe import metrics, revocation, telemetry
+from filepipe import metrics, revocation, telemetry, upload_tokens
 from filepipe.auth import Credential, active_keys, identify
 from filepipe.config import Settings
 from filepipe.db import create_pool
@@ -46,7 +51,7 @@ from filepipe.errors import ProblemError, ServiceUnavailable
 from filepipe.notify import realtime
 from filepipe.notify.gateway import handshake
 from filepipe.notify.gateway.hub import Hub, Subscriber
-from filepipe.notify.gateway.sessions import EXPIRED, Sessions
+from filepipe.notify.gateway.sessions import EXPIRED, TOKEN_EXPIRED, Sessions
 from filepipe.runtime import start
 
 log = logging.getLogger(__name__)
@@ -63,6 +68,17 @@ REDIS_IDLE_PING = 15.0
 the connection is dead even if the socket hasn't noticed."""
 BACKOFF_FIRST, BACKOFF_MAX = 0.2, 30.0
 STARTUP_REDIS_WAIT = 5.0
+
+
+@dataclass(frozen=True)
+class _Caller:
+    """Who opens a connection, and when and why it must end."""
+
+    tenant: str
+    expires_in: float | None
+    expiry: str
+    key_id: str | None = None
+    upload_token_id: str | None = None
 
 
 class Gateway:
@@ -94,16 +110,17 @@ class Gateway:
                 raise handshake.not_found(path)
             handshake.check_origin(request.headers, self.allowed_origins)
             wanted = handshake.parse(request.path, request.headers)
-            credential = await self._authenticate(wanted.token)
+            caller = await self._identify(wanted.token)
             link = weakref.ref(connection)  # a strong reference would pin the weak-keyed entry
             subscriber = Subscriber(
-                tenant=credential.tenant,
+                tenant=caller.tenant,
                 file_id=wanted.file_id,
                 queue_size=self.settings.gateway_queue_size,
                 is_gone=lambda: (peer := link()) is None or peer.state is State.CLOSED,
-                key_id=str(credential.key_id),
+                key_id=caller.key_id,
+                upload_token_id=caller.upload_token_id,
             )
-            self.sessions.admit(subscriber, credential.expires_in)
+            self.sessions.admit(subscriber, caller.expires_in, caller.expiry)
         except ProblemError as exc:
             log.info("handshake refused", extra={"path": path, "status": exc.status})
             return handshake.problem_response(exc, path)
@@ -121,6 +138,18 @@ class Gateway:
             self.hub.add(subscriber)
         else:  # websockets refused the upgrade itself (not a valid WebSocket request)
             self.sessions.leave(subscriber)
+
+    async def _identify(self, bearer: str) -> _Caller:
+        """Who an API key (checked in PostgreSQL) or an upload token (by its signature) is."""
+        if upload_tokens.is_upload_token(bearer):
+            token = upload_tokens.decode(bearer, self.settings.upload_token_secrets)
+            return _Caller(
+                token.tenant, token.expires_in(), TOKEN_EXPIRED, upload_token_id=str(token.id)
+            )
+        credential = await self._authenticate(bearer)
+        return _Caller(
+            credential.tenant, credential.expires_in, EXPIRED, key_id=str(credential.key_id)
+        )
 
     async def _authenticate(self, token: str) -> Credential:
         try:

@@ -24,6 +24,7 @@ from filepipe.notify.gateway.hub import Subscriber
 REMEMBER_SECONDS = 300.0
 REVOKED = "API key revoked"
 EXPIRED = "API key expired"
+TOKEN_EXPIRED = "upload token expired"  # noqa: S105 - a reason, not a secret
 
 
 class Sessions:
@@ -48,10 +49,13 @@ class Sessions:
         """The keys that hold connections here."""
         return list(self._keys)
 
-    def admit(self, subscriber: Subscriber, expires_in: float | None) -> None:
-        """Register a client whose key PostgreSQL accepted and whose key expires in
-        ``expires_in`` seconds (``None``: never); ``TooManyConnections`` over the tenant's cap,
-        ``Unauthorized`` if the key was revoked since it was checked."""
+    def admit(
+        self, subscriber: Subscriber, expires_in: float | None, expiry: str = EXPIRED
+    ) -> None:
+        """Register a client whose key PostgreSQL accepted (or whose upload token checked) and
+        whose credential expires in ``expires_in`` seconds (``None``: never; then it ends with
+        ``expiry``); ``TooManyConnections`` over the tenant's cap, ``Unauthorized`` if the key
+        was revoked since it was checked."""
         now = _loop().time()
         self._forget_old(now)
         ended = self._ended.get(subscriber.key_id) if subscriber.key_id else None
@@ -66,7 +70,7 @@ class Sessions:
         if subscriber.key_id:
             self._keys.setdefault(subscriber.key_id, set()).add(subscriber)
         if expires_in is not None:
-            self._end_at(subscriber, now + expires_in, EXPIRED)
+            self._end_at(subscriber, now + expires_in, expiry)
         if ended is not None:
             self._end_at(subscriber, *ended)
 
