@@ -9,6 +9,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import requests
 
 from filepipe import auth
 from tests.support import multipart as mp
@@ -216,3 +217,96 @@ def test_bad_requests_are_400s(uppy: Uppy, method: str, path: str, body: Any) ->
 def test_the_completion_path_is_no_part_number(uppy: Uppy) -> None:
     answer = uppy.call("GET", "s3/multipart/u/complete?key=t%2Fx%2Fa.pdf")
     assert answer.status_code == 405 and answer.headers["Allow"] == "POST"
+
+
+def token_uppy(endpoint: str, api_key: str, **scope: Any) -> tuple[Uppy, str]:
+    """An Uppy sending an upload token minted with ``scope``, and the token's id."""
+    minted = requests.post(
+        f"{endpoint}/upload-tokens",
+        json=scope,
+        headers={"Authorization": f"Bearer {api_key}"},
+        timeout=30,
+    )
+    assert minted.status_code == 201, minted.text
+    return Uppy(endpoint, minted.json()["token"]), minted.json()["id"]
+
+
+@pytest.fixture
+def api_key_of_tenant(conn: Conn) -> str:
+    return auth.create_key(conn, "companion-token-tenant")
+
+
+def test_a_token_uploads_by_form_post_and_by_parts_and_both_are_processed(
+    endpoint: str, api_key_of_tenant: str, conn: Conn
+) -> None:
+    uppy, token_id = token_uppy(endpoint, api_key_of_tenant, metadata={"order": "7"})
+
+    signature = uppy.params("report.pdf", "application/pdf", meta_of("report.pdf", "x")).json()
+    posted = form_post(signature, "report.pdf", PDF)
+    created = uppy.create("big.pdf", "application/pdf", {"caption": "big"}).json()
+    key, upload_id = created["key"], created["uploadId"]
+    completed = uppy.complete(upload_id, key, put_parts(uppy, upload_id, key, BIG))
+
+    assert posted.status_code == 204, posted.text
+    assert completed.status_code == 200, completed.text
+    single = settled(conn, file_id_of(signature["fields"]["key"]))
+    multipart = settled(conn, file_id_of(key))
+    assert (single["status"], single["size_bytes"]) == ("PROCESSED", len(PDF))
+    assert (multipart["status"], multipart["declared_size"]) == ("PROCESSED", len(BIG))
+    assert {str(single["upload_token_id"]), str(multipart["upload_token_id"])} == {token_id}
+    assert single["metadata"] == {"order": "7"}
+    assert multipart["metadata"] == {"caption": "big", "order": "7"}
+
+
+def test_a_tokens_max_file_bytes_bounds_the_form_post_and_the_completion(
+    endpoint: str, api_key_of_tenant: str, conn: Conn
+) -> None:
+    limit = 6 * MIB  # under the server's MAX_SIZE: the token's limit is the one that refuses
+    uppy, _ = token_uppy(endpoint, api_key_of_tenant, max_file_bytes=limit)
+    signature = uppy.params("big.pdf", "application/pdf", {}).json()
+    created = uppy.create("big.pdf", "application/pdf", {}).json()
+    key, upload_id = created["key"], created["uploadId"]
+
+    posted = form_post(signature, "big.pdf", mp.pdf_bytes(limit + 1, seed=b"token-over"))
+    completed = uppy.complete(upload_id, key, put_parts(uppy, upload_id, key, BIG))
+
+    assert posted.status_code == 400 and "<Code>EntityTooLarge</Code>" in posted.text
+    assert completed.status_code == 413, completed.text
+    assert completed.json()["max_size"] == limit
+    for file_key in (signature["fields"]["key"], key):
+        assert row_of(conn, file_id_of(file_key))["status"] == "PENDING"
+
+
+def test_a_tokens_types_and_max_files_hold_on_the_companion_routes(
+    endpoint: str, api_key_of_tenant: str
+) -> None:
+    uppy, _ = token_uppy(endpoint, api_key_of_tenant, max_files=1, content_types=["text/plain"])
+
+    refused_type = uppy.params("a.pdf", "application/pdf", {})
+    first = uppy.params("a.txt", "text/plain", {})
+    second = uppy.create("b.txt", "text/plain", {})
+
+    assert refused_type.status_code == 415, refused_type.text
+    assert first.status_code == 200, first.text
+    assert second.status_code == 403, second.text
+    assert second.headers["Content-Type"] == "application/problem+json"
+
+
+def test_a_token_on_another_tokens_upload_is_a_404(
+    endpoint: str, api_key_of_tenant: str, conn: Conn
+) -> None:
+    owner, _ = token_uppy(endpoint, api_key_of_tenant)
+    other, _ = token_uppy(endpoint, api_key_of_tenant)
+    created = owner.create("big.pdf", "application/pdf", {}).json()
+    key, upload_id = created["key"], created["uploadId"]
+
+    answers = [
+        other.list_parts(upload_id, key),
+        other.sign_part(upload_id, key, 1),
+        other.complete(upload_id, key, [{"PartNumber": 1, "ETag": '"x"'}]),
+        other.abort(upload_id, key),
+    ]
+
+    assert [answer.status_code for answer in answers] == [404] * len(answers)
+    assert owner.list_parts(upload_id, key).status_code == 200
+    assert row_of(conn, file_id_of(key))["status"] == "PENDING"
