@@ -31,8 +31,8 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
-from typing import IO
-from urllib.parse import unquote
+from typing import IO, Any
+from urllib.parse import quote, unquote
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from werkzeug.http import parse_options_header
@@ -193,8 +193,17 @@ class GuardApp:
         environ[PRINCIPAL_KEY] = sender.access_key
         body.seek(0)
         _replace_body(environ, body, length)
-        with self.locks.hold(Target(target.bucket, form.value("key"))):
-            return _completed(self.app, environ, start_response, body)
+        key = form.value("key")
+        origin = f"{environ.get('wsgi.url_scheme', 'http')}://{request.headers.get('host', '')}"
+        location = f"{origin}/{target.bucket}/{quote(key)}"
+        stored = [("ETag", f'"{form.md5.hexdigest()}"'), ("Location", location)]
+
+        def answer(status: str, headers: list[tuple[str, str]], *exc: Any) -> Any:
+            added = stored if status.startswith("2") else []
+            return start_response(status, [*headers, *added], *exc)
+
+        with self.locks.hold(Target(target.bucket, key)):
+            return _completed(self.app, environ, answer, body)
 
     def _refuse(
         self,

@@ -21,6 +21,9 @@ MinIO's order and with its answers:
 - ``["content-length-range", min, max]`` against the file's size (400 ``EntityTooSmall`` /
   ``EntityTooLarge``), then ``Content-MD5`` / ``x-amz-checksum-*`` fields against its bytes.
 
+A stored upload is answered, as S3 answers it, with the object's ``ETag`` (the file's MD5) and its
+``Location`` (``local.s3_guard``); Uppy's S3 plugin needs the ETag.
+
 ``${filename}`` in ``key`` is replaced by the file's name before the checks, as S3 and moto do.
 Names of fields and conditions are case-insensitive.
 """
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import posixpath
 from dataclasses import dataclass, field
@@ -68,6 +72,8 @@ class Form:
     """The file part's file name (None: no ``file`` part)."""
     size: int = 0
     digests: Digests | None = None
+    md5: Any = field(default_factory=lambda: hashlib.md5(usedforsecurity=False))
+    """The file's running MD5: the stored object's ETag, which S3 answers a form upload with."""
 
     def value(self, name: str) -> str:
         values = self.fields.get(name)
@@ -119,6 +125,7 @@ def read_form(body: IO[bytes], boundary: bytes) -> Form:
                     raise errors.MALFORMED_POST_REQUEST(f"a file in field {event.name!r}")
             elif isinstance(event, Data) and current == FILE and form.digests is not None:
                 form.digests.update(event.data)
+                form.md5.update(event.data)
                 form.size += len(event.data)
             elif isinstance(event, Data) and current is not None:
                 value += event.data

@@ -2,11 +2,11 @@
 
 The API calls go to the endpoint functions use (``Runtime.s3``); part URLs are signed for the one
 clients reach (``Runtime.s3_presigner``), as single PUTs are (``filepipe.storage``). A part URL is
-SigV4 with ``Content-Length`` and, when a digest is given, ``x-amz-checksum-sha256`` in
-``X-Amz-SignedHeaders``: storage refuses a body of another length or digest. The length is not
-among the headers handed to the client (a browser may not set it; every client sends it).
-CompleteMultipartUpload sends ``If-None-Match: *``, so the object is created once. Listings read
-every page.
+SigV4 with ``Content-Length`` (when the part plan fixes it) and, when a digest is given,
+``x-amz-checksum-sha256`` in ``X-Amz-SignedHeaders``: storage refuses a body of another length or
+digest. The length is not among the headers handed to the client (a browser may not set it;
+every client sends it). CompleteMultipartUpload sends ``If-None-Match: *``, so the object is
+created once. Listings read every page.
 Storage's refusals that a caller can act on become this module's errors; an outage stays
 botocore's (an HTTP function answers 503).
 """
@@ -81,11 +81,12 @@ def presign_part(
     key: str,
     upload_id: str,
     number: int,
-    length: int,
+    length: int | None,
     sha256_hex: str | None,
     expires_in: int,
 ) -> PresignedUpload:
-    """A presigned UploadPart binding the part's length and (optionally) its SHA-256.
+    """A presigned UploadPart binding the part's length (unless None: the client sizes its
+    parts) and (optionally) its SHA-256.
 
     ``headers`` are the signed ones but ``Content-Length``: the client sends exactly them with
     a body of ``length`` bytes.
@@ -95,8 +96,9 @@ def presign_part(
         "Key": key,
         "UploadId": upload_id,
         "PartNumber": number,
-        "ContentLength": length,
     }
+    if length is not None:
+        params["ContentLength"] = length
     return presign_body(client, "upload_part", params, {}, sha256_hex, expires_in)
 
 

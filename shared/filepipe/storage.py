@@ -8,6 +8,10 @@ the URL creates its object once and cannot overwrite it afterwards. The headers 
 client are those a browser may set: ``Content-Length`` is left out (browsers and HTTP clients
 send the body's length themselves; the signature still binds it).
 
+The presigned form POST (for a client that cannot say the size up front) is a SigV4 POST policy
+fixing the key and ``Content-Type`` and bounding the size with ``content-length-range``; it
+cannot bind a digest or forbid an overwrite while it is valid (process re-verifies changed bytes).
+
 The presigned GET signs ``response-content-disposition`` and ``response-content-type``, so storage
 answers with the file's name as an attachment (RFC 6266, with an RFC 8187/5987 UTF-8 name) and the
 detected content type, and any change to them breaks the signature.
@@ -42,6 +46,14 @@ class PresignedUpload:
     method: str
     url: str
     headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class PresignedPost:
+    """A browser form upload: POST ``fields`` then the file (a part named ``file``) to ``url``."""
+
+    url: str
+    fields: dict[str, str]
 
 
 READ_TIMEOUT = 30.0
@@ -110,6 +122,25 @@ def presign_put(
     }
     headers = {"Content-Type": content_type, "If-None-Match": "*"}
     return presign_body(client, "put_object", params, headers, sha256_hex, expires_in)
+
+
+def presign_post(
+    client: S3Client,
+    *,
+    bucket: str,
+    key: str,
+    content_type: str,
+    max_size: int,
+    expires_in: int,
+) -> PresignedPost:
+    """A presigned form POST whose policy fixes the key and Content-Type and bounds the size to
+    1..``max_size`` bytes (``content-length-range``), for a client that sends no size."""
+    fields = {"Content-Type": content_type}
+    conditions: list[Any] = [{"Content-Type": content_type}, ["content-length-range", 1, max_size]]
+    post = client.generate_presigned_post(
+        bucket, key, Fields=fields, Conditions=conditions, ExpiresIn=expires_in
+    )
+    return PresignedPost(url=post["url"], fields=dict(post["fields"]))
 
 
 def presign_body(

@@ -1,14 +1,10 @@
 """The real ``@uppy/core`` and ``@uppy/aws-s3`` (``uppy/package-lock.json``) upload through
 filepipe's Companion routes with just ``endpoint`` (the front) and ``headers`` (the API key),
 from a page on another origin.
-
-NEEDS the Companion routes ``/s3/...`` (branch companion) and the front routing ``/s3`` (cors):
-until ``filepipe.upload.companion`` exists, the test is an expected failure (reported as such).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -30,7 +26,6 @@ pytestmark = pytest.mark.integration
 UPPY = Path(__file__).parent / "uppy"
 UPPY_PART = 5 * MIB
 """Uppy's part size for files under 50 GB."""
-COMPANION = importlib.util.find_spec("filepipe.upload.companion") is not None
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +56,6 @@ def processed(stack: Stack, key: str, filename: str) -> dict[str, Any] | None:
     return items[0] if items else None
 
 
-@pytest.mark.xfail(
-    not COMPANION, reason="the Companion routes (branch companion) are not merged", strict=True
-)
 def test_uppy_uploads_a_single_part_and_a_multipart_file(
     page: Page, stack: Stack, api_key: str, uppy_origin: str, s3_log: Path
 ) -> None:

@@ -4,8 +4,9 @@ They keep *positive* cases valid where the document can only say so in prose, so
 ``positive_data_acceptance`` holds the server to what the document promises:
 
 - ``x-filepipe-max-utf8-bytes``: a filename longer than 255 bytes of UTF-8 is dropped;
-- ``x-filepipe-max-json-bytes``: metadata longer than 2048 bytes as JSON is dropped (uploads
-  and upload tokens);
+- ``x-filepipe-max-json-bytes``: metadata longer than 2048 bytes as JSON is dropped (these two
+  for ``POST /uploads``, ``POST /upload-tokens`` and Companion's ``GET /s3/params`` and
+  ``POST /s3/multipart``);
 - ``GET /files``: a ``cursor`` is only valid if the server issued it (it is removed), and
   ``created_after`` must be earlier than ``created_before`` (the latter is removed if not);
 - ``POST /uploads``: a ``part_size`` needs a multipart upload (``multipart: true``, or a size
@@ -57,15 +58,23 @@ def filter_case(context: HookContext, case: Case[Any]) -> bool:
         return True
     operation = _operation_id(case)
     if operation in ("createUpload", "createUploadToken") and isinstance(case.body, dict):
-        metadata = case.body.get("metadata")
         return not (
-            _too_many_bytes(case.body.get("filename"), 255)
-            or (isinstance(metadata, dict) and len(json.dumps(metadata).encode()) > 2048)
+            _beyond_prose(case.body.get("filename"), case.body.get("metadata"))
             or _impossible_parts(case.body)
         )
     if operation == "listFiles" and case.query:
         return not _too_many_bytes(case.query.get("filename"), 255)
+    if operation == "companionCreateMultipartUpload" and isinstance(case.body, dict):
+        return not _beyond_prose(case.body.get("filename"), case.body.get("metadata"))
+    if operation == "companionUploadParameters" and case.query:
+        return not _beyond_prose(case.query.get("filename"), case.query.get("metadata"))
     return True
+
+
+def _beyond_prose(filename: Any, metadata: Any) -> bool:
+    """A filename over 255 bytes of UTF-8 or metadata over 2048 bytes as JSON."""
+    too_much = isinstance(metadata, dict) and len(json.dumps(metadata).encode()) > 2048
+    return _too_many_bytes(filename, 255) or too_much
 
 
 @schemathesis.hook

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -93,11 +94,14 @@ def test_post_form_upload_notifies_post(s3: Any, notifications: Inbox) -> None:
     form = s3.generate_presigned_post("uploads", "p/post form.txt")
     posted = requests.post(form["url"], data=form["fields"], files={"file": b"posted"}, timeout=10)
     assert posted.status_code in (200, 204), posted.text
+    assert posted.headers["ETag"] == f'"{hashlib.md5(b"posted").hexdigest()}"'  # noqa: S324
+    assert posted.headers["Location"].endswith("/uploads/p/post%20form.txt")
 
     properties, body = notifications.next()
     assert (body["EventName"], body["Key"]) == ("s3:ObjectCreated:Post", "uploads/p/post form.txt")
     assert body["Records"][0]["s3"]["object"]["key"] == "p%2Fpost+form.txt"
     assert body["Records"][0]["s3"]["object"]["size"] == 6
+    assert body["Records"][0]["s3"]["object"]["eTag"] == posted.headers["ETag"].strip('"')
     assert properties.headers["minio-event"] == "s3:ObjectCreated:Post"
 
 

@@ -19,9 +19,9 @@ from filepipe import auth
 from filepipe.config import Settings
 from filepipe.storage import create_s3_client
 from tests.support import multipart as mp
+from tests.support.files import settled
 from tests.support.pipeline import Pipeline, pipeline
 from tests.support.uploads import put, request_upload
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -40,17 +40,6 @@ def status_of(conn: Conn, file_id: str) -> str:
     row = conn.execute("SELECT status FROM files WHERE id = %s", (file_id,)).fetchone()
     assert row is not None
     return str(row["status"])
-
-
-def settled(conn: Conn, file_id: str) -> dict[str, Any]:
-    def probe() -> dict[str, Any] | None:
-        return conn.execute(
-            "SELECT * FROM files WHERE id = %s AND status NOT IN ('PENDING', 'UPLOADED',"
-            " 'PROCESSING')",
-            (file_id,),
-        ).fetchone()
-
-    return wait_until(probe, timeout=30, what=f"file {file_id} to settle")
 
 
 def open_upload_ids(settings: Settings, key: str) -> list[str]:

@@ -1,4 +1,5 @@
-"""Rows of ``files`` written straight with SQL (and their objects), for tests of what reads them."""
+"""Rows of ``files`` written straight with SQL (and their objects), for tests of what reads them;
+waiting for a file to settle."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import psycopg
 from filepipe import auth
 from filepipe.config import Settings
 from filepipe.storage import create_s3_client
+from tests.support.waiting import wait_until
 
 Conn = psycopg.Connection[dict[str, Any]]
 
@@ -106,3 +108,18 @@ def add_many(conn: Conn, tenant: str, count: int, *, newest: datetime = BASE_TIM
         """,
         {"tenant": tenant, "count": count, "newest": newest},
     )
+
+
+def settled(
+    conn: psycopg.Connection[dict[str, Any]], file_id: str, timeout: float = 30.0
+) -> dict[str, Any]:
+    """The file's row once it is past PENDING, UPLOADED and PROCESSING (waited for)."""
+
+    def probe() -> dict[str, Any] | None:
+        return conn.execute(
+            "SELECT * FROM files WHERE id = %s AND status NOT IN ('PENDING', 'UPLOADED',"
+            " 'PROCESSING')",
+            (file_id,),
+        ).fetchone()
+
+    return wait_until(probe, timeout=timeout, what=f"file {file_id} to settle")

@@ -94,9 +94,18 @@ def verdict_for(data: bytes, **declared: Any) -> tuple[str, str | None]:
             **declared,
         }
     )
-    limit = min(row.declared_size, 10_000)
+    limit = 10_000 if row.declared_size is None else min(row.declared_size, 10_000)
     verdict = judge(row, inspect(chunked(data), limit=limit), max_bytes=10_000)
     return verdict.status, verdict.reason
+
+
+def test_judge_checks_an_unknown_size_against_the_limit_alone() -> None:
+    assert verdict_for(PDF, declared_size=None) == (Status.PROCESSED, None)
+    over = PDF + b"\0" * 10_001
+    assert verdict_for(over, declared_size=None, declared_sha256=None) == (
+        Status.REJECTED,
+        "object is larger than the limit of 10000 bytes",
+    )
 
 
 def test_judge_accepts_what_was_declared() -> None:

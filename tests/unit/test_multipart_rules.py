@@ -18,6 +18,7 @@ from filepipe.upload.multipart import (
     Completion,
     PartPlan,
     check_part_numbers,
+    completed_size,
     completion_errors,
     parse_completion,
     parse_part_request,
@@ -161,6 +162,23 @@ def test_each_fault_of_a_completion_is_named() -> None:
     assert errors_of([(1, "e1"), (2, "e2"), (3, "e3")], STORED[:2]) == ["parts", "size"]
     short = [*STORED[:2], StoredPart(3, '"e3"', 10)]
     assert errors_of([(1, "e1"), (2, "e2"), (3, "e3")], short) == ["parts.3.size", "size"]
+
+
+def faults_without_plan(parts: list[tuple[int, str]], stored: list[StoredPart]) -> list[str]:
+    return [e["field"] for e in completion_errors(Completion(tuple(parts), None), stored, None)]
+
+
+def test_parts_the_client_sized_are_contiguous_from_1_and_5_mib_but_the_last() -> None:
+    listed = [(1, "e1"), (2, "e2"), (3, "e3")]
+    assert faults_without_plan(listed, STORED) == []
+    assert faults_without_plan(listed[:2], STORED) == []  # a stored part left out is no fault
+    assert faults_without_plan([(1, "e1"), (3, "e3")], STORED) == ["parts"]
+    assert faults_without_plan([(2, "e2"), (3, "e3")], STORED) == ["parts"]
+    assert faults_without_plan(listed, STORED[:2]) == ["parts"]  # 3 not uploaded
+    small_first = [StoredPart(1, '"e1"', MIB), *STORED[1:]]
+    assert faults_without_plan(listed, small_first) == ["parts.1.size"]
+    assert completed_size(STORED, 3) == 11 * MIB
+    assert completed_size(STORED, 2) == 10 * MIB
 
 
 def test_a_multipart_etag_is_not_a_change_since_verification() -> None:

@@ -100,6 +100,39 @@ def test_query_parameters_unknown_repeated_or_empty_are_400_on_every_route() -> 
     assert call("GET", "/files?limit=5").status_code == 200
 
 
+def test_segments_are_strings_and_open_prefixes_take_any_name_and_empty_values() -> None:
+    def segments(req: Request, tenant: str, upload: str, part: str) -> Response:
+        return json_response({"upload": upload, "part": part, "args": dict(req.args)})
+
+    routes = Api(
+        [
+            Route(
+                "GET",
+                "/u/{upload}/{part}",
+                segments,
+                query=frozenset({"key"}),
+                query_prefixes=("meta[",),
+                segments=frozenset({"upload", "part"}),
+            )
+        ],
+        authenticate=authenticate,
+    )
+    answer = call("GET", "/u/Ab.c-d_e/7?key=k&meta%5Bx%5D=&meta%5By%5D=2", routes=routes)
+    assert json.loads(answer.get_data()) == {
+        "upload": "Ab.c-d_e",
+        "part": "7",
+        "args": {"key": "k", "meta[x]": "", "meta[y]": "2"},
+    }
+    literal = call("GET", "/u/a/u?key=k", routes=routes)  # a literal segment is no part
+    assert problem(literal)["status"] == 404
+    refused = problem(call("GET", "/u/a/1?key=&meta%5Bx%5D=1&meta%5Bx%5D=2&other=1", routes=routes))
+    assert refused["errors"] == [
+        {"field": "key", "message": "must not be empty"},
+        {"field": "meta[x]", "message": "given more than once"},
+        {"field": "other", "message": "unknown parameter"},
+    ]
+
+
 def test_unknown_routes_and_methods_are_problems() -> None:
     missing = problem(call("GET", "/nope"))
     assert missing["status"] == 404 and missing["instance"] == "/nope"

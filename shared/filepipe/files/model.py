@@ -57,7 +57,8 @@ class FileRow:
     key: str
     filename: str
     declared_content_type: str
-    declared_size: int
+    declared_size: int | None
+    """None for an upload of unknown size (a form POST, or a multipart upload until completed)."""
     declared_sha256: str | None
     status: Status
     sha256: str | None

@@ -53,7 +53,7 @@ class NewFile:
     key: str
     filename: str
     content_type: str
-    size: int
+    size: int | None
     sha256: str | None
     metadata: Mapping[str, str]
     idempotency_key: str | None
@@ -151,15 +151,17 @@ def count_of_token(conn: Connection[Any], token_id: uuid.UUID) -> int:
     return int(count or 0)
 
 
-def declare_sha256(conn: Connection[Any], file: FileRow, sha256: str) -> FileRow | None:
-    """Record the SHA-256 a PENDING file without one must have (compare-and-set on its version);
-    ``None`` if the file changed meanwhile."""
+def declare(
+    conn: Connection[Any], file: FileRow, *, sha256: str | None = None, size: int | None = None
+) -> FileRow | None:
+    """Record the SHA-256 and size a PENDING file must have, where it declared none
+    (compare-and-set on its version); ``None`` if the file changed meanwhile."""
     return _one(
         conn,
-        "UPDATE files SET declared_sha256 = %s, version = version + 1, updated_at = now()"
-        " WHERE id = %s AND status = 'PENDING' AND version = %s AND declared_sha256 IS NULL"
-        " RETURNING *",
-        (sha256, file.id, file.version),
+        "UPDATE files SET declared_sha256 = coalesce(declared_sha256, %s),"
+        " declared_size = coalesce(declared_size, %s), version = version + 1, updated_at = now()"
+        " WHERE id = %s AND status = 'PENDING' AND version = %s RETURNING *",
+        (sha256, size, file.id, file.version),
     )
 
 

@@ -231,7 +231,9 @@ def _read_object(
 def _stream_object(
     rt: Runtime, file: FileRow, *, on_chunk: Callable[[], None]
 ) -> tuple[Inspection, str]:
-    limit = min(file.declared_size, rt.settings.max_upload_bytes)
+    limit = rt.settings.max_upload_bytes  # an upload of unknown size: the limit alone
+    if file.declared_size is not None:
+        limit = min(file.declared_size, limit)
     where = f"s3://{file.bucket}/{file.key}"
     try:
         obj = rt.s3.get_object(Bucket=file.bucket, Key=file.key)
@@ -261,7 +263,7 @@ def judge(file: FileRow, inspection: Inspection, *, max_bytes: int) -> Verdict:
         return Verdict(rejected, f"object is larger than the limit of {max_bytes} bytes", None)
     if inspection.truncated:
         return Verdict(rejected, f"object is larger than the declared {declared_size} bytes", None)
-    if inspection.size != declared_size:
+    if declared_size is not None and inspection.size != declared_size:
         return Verdict(
             rejected, f"object has {inspection.size} bytes, {declared_size} declared", None
         )

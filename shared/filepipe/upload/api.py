@@ -1,8 +1,9 @@
 """The presign function's HTTP API: ``POST /uploads``, the multipart routes under
-``/uploads/{id}``, ``POST /upload-tokens`` and the function's document, ``GET /openapi.json``.
+``/uploads/{id}``, Companion's S3 routes under ``/s3`` (``filepipe.upload.companion``),
+``POST /upload-tokens`` and the function's document, ``GET /openapi.json``.
 
-The upload routes take an upload token as well as an API key (``filepipe.web.routing``); with a
-token, the multipart routes see only the files it made."""
+The upload routes and Companion's take an upload token as well as an API key
+(``filepipe.web.routing``); with a token, the multipart routes see only the files it made."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import uuid
 from flask import Request, Response
 
 from filepipe import auth, metrics, openapi, runtime
-from filepipe.upload import parts, tokens
+from filepipe.upload import companion, parts, tokens
 from filepipe.upload.create import create_upload
 from filepipe.upload.multipart import (
+    MAX_PARTS,
     check_part_numbers,
     parse_completion,
     parse_part_request,
@@ -35,6 +37,7 @@ def post_upload(request: Request, tenant: str, token: UploadToken | None) -> Res
         max_size=rt.settings.max_upload_bytes,
         allowed_types=rt.settings.allowed_content_types,
     )
+    assert upload_request.size is not None, "parsed with its size"
     part_plan = plan(
         upload_request.size,
         multipart=upload_request.multipart,
@@ -54,7 +57,8 @@ def post_parts(request: Request, tenant: str, token: UploadToken | None, id: uui
     part_request = parse_part_request(json_body(request))
     rt = runtime.current()
     file = parts.load(rt, tenant, id, token)
-    check_part_numbers(part_request, parts.plan_of(file).part_count)
+    part_plan = parts.plan_of(file)
+    check_part_numbers(part_request, part_plan.part_count if part_plan else MAX_PARTS)
     return json_response(parts.presign(rt, file, part_request))
 
 
@@ -68,7 +72,8 @@ def post_complete(
 ) -> Response:
     completion = parse_completion(json_body(request))
     rt = runtime.current()
-    return json_response(parts.complete(rt, parts.load(rt, tenant, id, token), completion))
+    file = parts.load(rt, tenant, id, token)
+    return json_response(parts.complete(rt, file, completion, token))
 
 
 def delete_upload(
@@ -77,6 +82,46 @@ def delete_upload(
     rt = runtime.current()
     parts.abort(rt, parts.load(rt, tenant, id, token))
     return Response(status=204)
+
+
+def get_s3_params(request: Request, tenant: str, token: UploadToken | None) -> Response:
+    return json_response(companion.params(runtime.current(), tenant, token, request.args))
+
+
+def post_s3_multipart(request: Request, tenant: str, token: UploadToken | None) -> Response:
+    return json_response(companion.start(runtime.current(), tenant, token, json_body(request)))
+
+
+def get_s3_parts(
+    request: Request, tenant: str, token: UploadToken | None, uploadId: str
+) -> Response:
+    key = request.args.get("key")
+    return json_response(companion.list_parts(runtime.current(), tenant, token, uploadId, key))
+
+
+def get_s3_part(
+    request: Request,
+    tenant: str,
+    token: UploadToken | None,
+    uploadId: str,
+    partNumber: str,
+) -> Response:
+    rt, key = runtime.current(), request.args.get("key")
+    return json_response(companion.sign_part(rt, tenant, token, uploadId, partNumber, key))
+
+
+def post_s3_complete(
+    request: Request, tenant: str, token: UploadToken | None, uploadId: str
+) -> Response:
+    rt, key = runtime.current(), request.args.get("key")
+    return json_response(companion.complete(rt, tenant, token, uploadId, key, json_body(request)))
+
+
+def delete_s3_upload(
+    request: Request, tenant: str, token: UploadToken | None, uploadId: str
+) -> Response:
+    key = request.args.get("key")
+    return json_response(companion.abort(runtime.current(), tenant, token, uploadId, key))
 
 
 def post_upload_token(request: Request, tenant: str) -> Response:
@@ -89,6 +134,53 @@ def _authenticate(request: Request) -> str:
     return auth.from_header(runtime.current().pool, request.headers.get("Authorization"))
 
 
+_KEY = frozenset({"key"})
+_UPLOAD = frozenset({"uploadId"})
+_S3_ROUTES = [
+    Route(
+        "GET",
+        "/s3/params",
+        get_s3_params,
+        query=frozenset({"filename", "type"}),
+        query_prefixes=(companion.METADATA_PREFIX,),
+        upload_tokens=True,
+    ),
+    Route("POST", "/s3/multipart", post_s3_multipart, upload_tokens=True),
+    Route(
+        "GET",
+        "/s3/multipart/{uploadId}",
+        get_s3_parts,
+        query=_KEY,
+        segments=_UPLOAD,
+        upload_tokens=True,
+    ),
+    Route(
+        "GET",
+        "/s3/multipart/{uploadId}/{partNumber}",
+        get_s3_part,
+        query=_KEY,
+        segments=_UPLOAD | {"partNumber"},
+        upload_tokens=True,
+    ),
+    Route(
+        "POST",
+        "/s3/multipart/{uploadId}/complete",
+        post_s3_complete,
+        query=_KEY,
+        segments=_UPLOAD,
+        upload_tokens=True,
+    ),
+    Route(
+        "DELETE",
+        "/s3/multipart/{uploadId}",
+        delete_s3_upload,
+        query=_KEY,
+        segments=_UPLOAD,
+        upload_tokens=True,
+    ),
+]
+"""Companion's routes, as ``@uppy/aws-s3`` calls them (names as Companion spells them)."""
+
 api = Api(
     [
         Route("POST", "/uploads", post_upload, upload_tokens=True),
@@ -96,6 +188,7 @@ api = Api(
         Route("GET", "/uploads/{id}/parts", get_parts, upload_tokens=True),
         Route("POST", "/uploads/{id}/complete", post_complete, upload_tokens=True),
         Route("DELETE", "/uploads/{id}", delete_upload, upload_tokens=True),
+        *_S3_ROUTES,
         Route("POST", "/upload-tokens", post_upload_token),
         Route("GET", "/openapi.json", lambda request: openapi.response("presign"), public=True),
     ],

@@ -1,5 +1,8 @@
 """Creating uploads: the PENDING ``files`` row, its ``file.created`` event and its upload (a
-presigned PUT, or a multipart upload whose parts ``filepipe.upload.parts`` presigns).
+presigned PUT, or a multipart upload whose parts ``filepipe.upload.parts`` presigns). An upload
+of unknown size (``UploadRequest.size`` None) is a presigned form POST bounded by the size limit
+(an upload token's ``max_file_bytes`` if smaller), or a multipart upload without a part plan
+(``client_parts``: the client sizes its parts).
 
 The row, its first processing log and the outbox event are written in one transaction; the event
 is published after commit and, if that fails, stays in the outbox for the reconcile job while the
@@ -27,11 +30,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from psycopg import Connection
 
 from filepipe import events, logs, multipart_storage
+from filepipe.config import S3_SINGLE_PUT_LIMIT
 from filepipe.errors import Conflict, Forbidden, UnprocessableContent
 from filepipe.files import outbox, store
 from filepipe.files.model import FileRow, representation
 from filepipe.runtime import Runtime
-from filepipe.storage import presign_put
+from filepipe.storage import presign_post, presign_put
 from filepipe.telemetry import current_traceparent
 from filepipe.upload import tokens
 from filepipe.upload.multipart import PartPlan
@@ -64,16 +68,20 @@ def create_upload(
     idempotency_key: str | None = None,
     part_plan: PartPlan | None = None,
     token: UploadToken | None = None,
+    *,
+    client_parts: bool = False,
 ) -> CreatedUpload:
-    """The PENDING file and its upload: a presigned PUT, or with ``part_plan`` a multipart
-    upload (CreateMultipartUpload first, so the row is recorded with its UploadId); with
+    """The PENDING file and its upload: a presigned PUT (a form POST if the size is unknown), or
+    with ``part_plan`` or ``client_parts`` a multipart upload (CreateMultipartUpload first, so
+    the row is recorded with its UploadId); ``client_parts``: parts of the client's sizes. With
     ``token``, within its scope."""
     if token is not None:
         request = tokens.enforce(token, request)
     now = datetime.now(UTC)
     file_id = uuid.uuid4()
     key = object_key(tenant, file_id, request.filename)
-    expires = rt.settings.multipart_expires if part_plan else rt.settings.upload_url_expires
+    multipart = part_plan is not None or client_parts
+    expires = rt.settings.multipart_expires if multipart else rt.settings.upload_url_expires
     new = store.NewFile(
         id=file_id,
         tenant=tenant,
@@ -89,7 +97,7 @@ def create_upload(
         upload_expires_at=now + timedelta(seconds=expires),
         traceparent=current_traceparent(),
         created_at=now,
-        upload_id=None if part_plan is None else _start(rt, new_key=key, request=request),
+        upload_id=_start(rt, new_key=key, request=request) if multipart else None,
         part_size=None if part_plan is None else part_plan.part_size,
         upload_token_id=None if token is None else token.id,
     )
@@ -106,7 +114,12 @@ def create_upload(
             "the upload URL of this Idempotency-Key has expired; use a new key",
             file_id=str(file.id),
         )
-    upload = _multipart_upload(file) if file.upload_id else _single_put(rt, file, expires_in)
+    if file.upload_id:
+        upload = _multipart_upload(file)
+    elif file.declared_size is None:
+        upload = _form_post(rt, file, tokens.max_file_bytes(rt.settings, token), expires_in)
+    else:
+        upload = _single_put(rt, file, file.declared_size, expires_in)
     if event_id is not None:
         outbox.publish(rt.pool, rt.publisher, [event_id])
     return CreatedUpload(body={**representation(file), "upload": upload}, replayed=event_id is None)
@@ -151,13 +164,13 @@ def _record(
         return file, event.id
 
 
-def _single_put(rt: Runtime, file: FileRow, expires_in: int) -> dict[str, Any]:
+def _single_put(rt: Runtime, file: FileRow, size: int, expires_in: int) -> dict[str, Any]:
     upload = presign_put(
         rt.s3_presigner,
         bucket=file.bucket,
         key=file.key,
         content_type=file.declared_content_type,
-        size=file.declared_size,
+        size=size,
         sha256_hex=file.declared_sha256,
         expires_in=expires_in,
     )
@@ -169,13 +182,33 @@ def _single_put(rt: Runtime, file: FileRow, expires_in: int) -> dict[str, Any]:
     }
 
 
+def _form_post(rt: Runtime, file: FileRow, max_size: int, expires_in: int) -> dict[str, Any]:
+    upload = presign_post(
+        rt.s3_presigner,
+        bucket=file.bucket,
+        key=file.key,
+        content_type=file.declared_content_type,
+        max_size=min(max_size, S3_SINGLE_PUT_LIMIT),
+        expires_in=expires_in,
+    )
+    return {
+        "method": "POST",
+        "url": upload.url,
+        "fields": upload.fields,
+        "expires_at": iso(file.upload_expires_at),
+    }
+
+
 def _multipart_upload(file: FileRow) -> dict[str, Any]:
-    assert file.part_size is not None
+    """The UploadId and, for an upload of known size, its part plan (else nulls)."""
+    part_plan = None
+    if file.part_size is not None and file.declared_size is not None:
+        part_plan = PartPlan(file.declared_size, file.part_size)
     return {
         "method": "MULTIPART",
         "upload_id": file.upload_id,
-        "part_size": file.part_size,
-        "part_count": PartPlan(file.declared_size, file.part_size).part_count,
+        "part_size": part_plan and part_plan.part_size,
+        "part_count": part_plan and part_plan.part_count,
         "expires_at": iso(file.upload_expires_at),
     }
 

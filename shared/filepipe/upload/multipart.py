@@ -187,16 +187,19 @@ def parse_completion(body: Mapping[str, Any]) -> Completion:
 
 
 def completion_errors(
-    completion: Completion, stored: Sequence[StoredPart], part_plan: PartPlan
+    completion: Completion, stored: Sequence[StoredPart], part_plan: PartPlan | None
 ) -> list[dict[str, str]]:
-    """Every way the listed and stored parts fail to make the declared file (none: they do)."""
+    """Every way the listed and stored parts fail to make the file (none: they do): the plan's
+    parts and declared size, or without a plan (parts the client sized) parts contiguous from 1,
+    each but the last at least ``MIN_PART_SIZE``."""
     errors: list[dict[str, str]] = []
     numbers = [number for number, _ in completion.parts]
-    expected = range(1, part_plan.part_count + 1)
+    count = part_plan.part_count if part_plan else len(numbers)
+    expected = range(1, count + 1)
     if numbers != list(expected):
         missing = sorted(set(expected) - set(numbers))
         extra = sorted({n for n in numbers if n not in expected})
-        message = f"must list parts 1 to {part_plan.part_count} once each, in order"
+        message = f"must list parts 1 to {count} once each, in order"
         if missing:
             message += f"; missing: {_numbers(missing)}"
         if extra:
@@ -211,19 +214,25 @@ def completion_errors(
         if found is not None and _bare(found.etag) != _bare(etag):
             errors.append({"field": f"parts.{number}.etag", "message": "differs from the stored"})
     for part in stored:
-        if part.number in expected and part.size != part_plan.part_length(part.number):
-            errors.append(
-                {
-                    "field": f"parts.{part.number}.size",
-                    "message": f"is {part.size} bytes,"
-                    f" {part_plan.part_length(part.number)} expected",
-                }
-            )
-    total = sum(part.size for part in stored if part.number in expected)
-    if total != part_plan.size:
+        if part.number not in expected:
+            continue
+        if part_plan is not None and part.size != part_plan.part_length(part.number):
+            length = part_plan.part_length(part.number)
+            message = f"is {part.size} bytes, {length} expected"
+            errors.append({"field": f"parts.{part.number}.size", "message": message})
+        elif part_plan is None and part.number < count and part.size < MIN_PART_SIZE:
+            message = f"is {part.size} bytes; all but the last part need {MIN_PART_SIZE} or more"
+            errors.append({"field": f"parts.{part.number}.size", "message": message})
+    total = completed_size(stored, count)
+    if part_plan is not None and total != part_plan.size:
         message = f"parts add up to {total} bytes, {part_plan.size} declared"
         errors.append({"field": "size", "message": message})
     return errors
+
+
+def completed_size(stored: Sequence[StoredPart], count: int) -> int:
+    """The bytes of stored parts 1 to ``count``: the object's size once they are completed."""
+    return sum(part.size for part in stored if 1 <= part.number <= count)
 
 
 def _invalid(field: str, message: str) -> BadRequest:

@@ -2,13 +2,15 @@
 
 Each works on the caller's file (another tenant's or an unknown one is a 404; with an upload
 token, one the token did not make too) that is a multipart upload. Presigning and listing need
-it PENDING and open; anything else is a 409 naming its status. Completing checks the listed
-parts against ListParts (``multipart.completion_errors``, a 422 naming each fault), records a
-SHA-256 given then as the declared one, and calls CompleteMultipartUpload: the object-created
-notification then drives processing as for any object. A completion retried after the upload
-completed answers the file again. Aborting calls AbortMultipartUpload and moves the file
-PENDING → CANCELLED with ``file.cancelled``; repeating it answers the same, and a file whose
-upload completed is a 409.
+it PENDING and open; anything else is a 409 naming its status. An upload of unknown size has no
+part plan: its part URLs bind no length and the client sizes its parts. Completing checks the
+listed parts against ListParts (``multipart.completion_errors``, a 422 naming each fault),
+refuses parts adding up to more than the size limit, or with an upload token its
+``max_file_bytes`` (413), records a SHA-256 given then and the parts' total as the declared ones
+where none was declared, and calls CompleteMultipartUpload: the object-created notification then
+drives processing as for any object. A completion retried after the upload completed answers the
+file again. Aborting calls AbortMultipartUpload and moves the file PENDING → CANCELLED with
+``file.cancelled``; repeating it answers the same, and a file whose upload completed is a 409.
 """
 
 from __future__ import annotations
@@ -18,17 +20,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from filepipe import events, logs, multipart_storage
-from filepipe.errors import Conflict, NotFound, UnprocessableContent
+from filepipe.errors import Conflict, NotFound, PayloadTooLarge, UnprocessableContent
 from filepipe.files import store
 from filepipe.files.after_commit import after_commit
 from filepipe.files.model import FileRow, Status, representation
 from filepipe.files.transitions import Change, apply
 from filepipe.multipart_storage import PartsRefused, UploadNotOpen
 from filepipe.runtime import Runtime
+from filepipe.upload import tokens
 from filepipe.upload.multipart import (
     Completion,
     PartPlan,
     PartRequest,
+    completed_size,
     completion_errors,
 )
 from filepipe.upload_tokens import UploadToken
@@ -45,7 +49,7 @@ def load(rt: Runtime, tenant: str, file_id: uuid.UUID, token: UploadToken | None
     file)."""
     with rt.pool.connection() as conn:
         file = store.get(conn, tenant, file_id)
-    if file is None or (token is not None and file.upload_token_id != token.id):
+    if file is None or not made_with(file, token):
         raise NotFound(f"no file {file_id}")
     logs.bind(file_id=file.id, tenant=tenant)
     if file.upload_id is None:
@@ -53,8 +57,15 @@ def load(rt: Runtime, tenant: str, file_id: uuid.UUID, token: UploadToken | None
     return file
 
 
-def plan_of(file: FileRow) -> PartPlan:
-    assert file.part_size is not None, "a multipart file has its part size"
+def made_with(file: FileRow, token: UploadToken | None) -> bool:
+    """Whether a caller with ``token`` (None: an API key, which sees all) may see ``file``."""
+    return token is None or file.upload_token_id == token.id
+
+
+def plan_of(file: FileRow) -> PartPlan | None:
+    """The part plan, or None for parts the client sizes (an upload of unknown size)."""
+    if file.part_size is None or file.declared_size is None:
+        return None
     return PartPlan(file.declared_size, file.part_size)
 
 
@@ -76,7 +87,7 @@ def presign(rt: Runtime, file: FileRow, request: PartRequest) -> dict[str, Any]:
             key=file.key,
             upload_id=file.upload_id,
             number=number,
-            length=part_plan.part_length(number),
+            length=part_plan.part_length(number) if part_plan else None,
             sha256_hex=request.sha256.get(number),
             expires_in=expires_in,
         )
@@ -91,8 +102,8 @@ def listing(rt: Runtime, file: FileRow) -> dict[str, Any]:
     _require_open(file)
     part_plan = plan_of(file)
     return {
-        "part_size": part_plan.part_size,
-        "part_count": part_plan.part_count,
+        "part_size": part_plan and part_plan.part_size,
+        "part_count": part_plan and part_plan.part_count,
         "parts": [
             {"number": p.number, "etag": p.etag, "size": p.size, "sha256": p.sha256_hex}
             for p in _stored(rt, file)
@@ -100,8 +111,11 @@ def listing(rt: Runtime, file: FileRow) -> dict[str, Any]:
     }
 
 
-def complete(rt: Runtime, file: FileRow, completion: Completion) -> dict[str, Any]:
-    """Check the parts, record the SHA-256, complete; the file's representation."""
+def complete(
+    rt: Runtime, file: FileRow, completion: Completion, token: UploadToken | None = None
+) -> dict[str, Any]:
+    """Check the parts (within ``token``'s size limit if given), record the SHA-256 and size,
+    complete; the file's representation."""
     if file.status not in _NOT_COMPLETED:
         return representation(file)  # a retried completion
     _require_open(file)
@@ -121,8 +135,14 @@ def complete(rt: Runtime, file: FileRow, completion: Completion) -> dict[str, An
     if errors:
         summary = "; ".join(f"{e['field']} {e['message']}" for e in errors[:5])
         raise _unprocessable(file, f"the parts do not make the declared file: {summary}", errors)
-    if completion.sha256 and file.declared_sha256 is None:
-        file = _declare_sha256(rt, file, completion.sha256)
+    size = completed_size(stored, len(completion.parts))
+    limit = tokens.max_file_bytes(rt.settings, token)
+    if size > limit:
+        raise PayloadTooLarge(
+            f"the parts add up to {size} bytes, over the limit of {limit}", max_size=limit
+        )
+    if file.declared_size is None or (completion.sha256 and file.declared_sha256 is None):
+        file = _declare(rt, file, sha256=completion.sha256, size=size)
     try:
         multipart_storage.complete(
             rt.s3_assembler,
@@ -184,9 +204,9 @@ def _completed_before(rt: Runtime, file: FileRow) -> dict[str, Any]:
     return representation(now)
 
 
-def _declare_sha256(rt: Runtime, file: FileRow, sha256: str) -> FileRow:
+def _declare(rt: Runtime, file: FileRow, *, sha256: str | None, size: int) -> FileRow:
     with rt.pool.connection() as conn, conn.transaction():
-        declared = store.declare_sha256(conn, file, sha256)
+        declared = store.declare(conn, file, sha256=sha256, size=size)
     if declared is None:
         raise Conflict(f"file {file.id} changed while completing; retry", file_id=str(file.id))
     after_commit(rt, file.id, [])

@@ -39,7 +39,8 @@ _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]+$")
 class UploadRequest:
     filename: str
     content_type: str
-    size: int
+    size: int | None
+    """None: unknown (the Companion routes), bounded by the size limit alone."""
     sha256: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
     multipart: bool | None = None
@@ -61,8 +62,9 @@ class UploadRequest:
 
 
 def parse_upload_request(
-    body: Mapping[str, Any], *, max_size: int, allowed_types: Sequence[str]
+    body: Mapping[str, Any], *, max_size: int, allowed_types: Sequence[str], sized: bool = True
 ) -> UploadRequest:
+    """The valid request; with ``sized=False`` one of unknown size (``size`` is not read)."""
     errors: list[dict[str, str]] = []
 
     def fail(name: str, message: str) -> None:
@@ -72,7 +74,7 @@ def parse_upload_request(
         fail(unknown, "unknown field")
     filename = _filename(body.get("filename"), fail)
     content_type = _content_type(body.get("content_type"), fail)
-    size = _size(body.get("size"), fail)
+    size = _size(body.get("size"), fail) if sized else None
     sha256 = _sha256(body.get("sha256", _ABSENT), fail)
     metadata = parse_metadata(body.get("metadata", _ABSENT), fail)
     multipart = body.get("multipart")
@@ -83,8 +85,8 @@ def parse_upload_request(
         fail("part_size", f"must be an integer from {MIN_PART_SIZE} to {MAX_PART_SIZE} bytes")
     if errors:
         raise BadRequest("the upload request is invalid", errors=errors)
-    assert filename is not None and content_type is not None and size is not None
-    if size > max_size:
+    assert filename is not None and content_type is not None and (size is not None or not sized)
+    if size is not None and size > max_size:
         raise PayloadTooLarge(
             f"size {size} is over the limit of {max_size} bytes", max_size=max_size
         )

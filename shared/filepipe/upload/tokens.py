@@ -97,15 +97,16 @@ def mint(settings: Settings, tenant: str, request: TokenRequest) -> dict[str, An
 
 
 def enforce(token: UploadToken, request: UploadRequest) -> UploadRequest:
-    """``request`` within the token's scope (415 for its type, 413 for its size), with the
-    token's metadata over the request's (400 if the two together break the metadata rules)."""
+    """``request`` within the token's scope (415 for its type, 413 for its size; an unknown size
+    is bounded by ``max_file_bytes`` at upload), with the token's metadata over the request's
+    (400 if the two together break the metadata rules)."""
     scope = token.scope
     if not mediatypes.allowed(request.content_type, scope.content_types):
         raise UnsupportedMediaType(
             f"this upload token does not allow {mediatypes.essence(request.content_type)!r}",
             allowed=list(scope.content_types),
         )
-    if request.size > scope.max_file_bytes:
+    if request.size is not None and request.size > scope.max_file_bytes:
         raise PayloadTooLarge(
             f"size {request.size} is over this upload token's limit of"
             f" {scope.max_file_bytes} bytes",
@@ -122,6 +123,12 @@ def enforce(token: UploadToken, request: UploadRequest) -> UploadRequest:
             errors=errors,
         )
     return dataclasses.replace(request, metadata=metadata)
+
+
+def max_file_bytes(settings: Settings, token: UploadToken | None) -> int:
+    """The largest file the caller may upload: the server's limit, or the token's if smaller."""
+    limit = settings.max_upload_bytes
+    return limit if token is None else min(limit, token.scope.max_file_bytes)
 
 
 def _integer(

@@ -8,14 +8,19 @@ One ``Api`` per function. For every request it:
    one, and is verified here on one that does; anything else goes to the function's
    authenticator;
 3. refuses malformed path ids (a UUID in canonical form) and query parameters the route does not
-   take, given twice or empty: 400, the same rule on every route;
+   take, given twice or empty (a parameter of a route's open prefix may be empty): 400, the same
+   rule on every route;
 4. calls the handler with the request, the caller's ``tenant``, its upload ``token`` (routes
-   that take one; ``None`` for an API key) and the path's ids (``UUID``);
+   that take one; ``None`` for an API key) and the path's ids (``UUID`` or, for ``segments``,
+   ``str``);
 5. answers any exception with its problem (``filepipe.web.problems``), and counts the request
    (``filepipe_http_requests_total`` by route pattern, method and status) and its latency.
 
 Paths are written as in the OpenAPI document (``/files/{file_id}``), which is also the metrics'
-``route`` label; every ``{name}`` is an id.
+``route`` label; every ``{name}`` is an id, but those a route declares ``segments``: any one
+path segment but the literal segments of the Api's paths (so ``GET /s3/multipart/{a}/complete``
+is the completion route's 405, not a part ``complete``), as a string: S3's UploadId and part
+number in Companion's routes.
 """
 
 from __future__ import annotations
@@ -72,10 +77,25 @@ class Route:
     handler: Handler = field(compare=False)
     query: frozenset[str] = frozenset()
     """The query parameters the route takes; any other is a 400."""
+    query_prefixes: tuple[str, ...] = ()
+    """Prefixes of further parameters the route takes, such as ``metadata[``."""
+    segments: frozenset[str] = frozenset()
+    """Path parameters that are any one segment (a ``str``), not ids."""
     public: bool = False
     """No authentication (the handler gets no ``tenant``)."""
     upload_tokens: bool = False
     """Upload tokens are taken too: the handler gets ``token`` (``None`` for an API key)."""
+
+
+def segment_converter(paths: Sequence[str]) -> type[BaseConverter]:
+    """A converter of any one path segment but the literal segments of ``paths``."""
+    words = sorted({part for path in paths for part in path.split("/") if "{" not in part and part})
+    excluded = "|".join(re.escape(word) for word in words)
+
+    class SegmentConverter(BaseConverter):
+        regex = f"(?!(?:{excluded})$)[^/]+" if words else "[^/]+"
+
+    return SegmentConverter
 
 
 class Api:
@@ -85,11 +105,11 @@ class Api:
         self.routes = tuple(routes)
         self._authenticate = authenticate
         self._map = Map(
-            [
-                Rule(_PARAMETER.sub(r"<id:\1>", route.path), endpoint=route, methods=[route.method])
-                for route in routes
-            ],
-            converters={"id": IdConverter},
+            [Rule(_rule_path(route), endpoint=route, methods=[route.method]) for route in routes],
+            converters={
+                "id": IdConverter,
+                "segment": segment_converter([route.path for route in routes]),
+            },
             strict_slashes=False,
             merge_slashes=False,
         )
@@ -120,7 +140,7 @@ class Api:
         telemetry.name_request(request.method, route.path)
         if not route.public:
             params.update(self._caller(route, request))
-        refuse_malformed(params, request.args, route.query)
+        refuse_malformed(params, request.args, route.query, route.query_prefixes)
         return route.handler(request, **params)
 
     def _caller(self, route: Route, request: Request) -> dict[str, Any]:
@@ -136,8 +156,19 @@ class Api:
         return {"tenant": token.tenant, "token": token}
 
 
+def _rule_path(route: Route) -> str:
+    def rule(match: re.Match[str]) -> str:
+        name = match[1]
+        return f"<segment:{name}>" if name in route.segments else f"<id:{name}>"
+
+    return _PARAMETER.sub(rule, route.path)
+
+
 def refuse_malformed(
-    params: dict[str, Any], args: MultiDict[str, str], accepted: frozenset[str]
+    params: dict[str, Any],
+    args: MultiDict[str, str],
+    accepted: frozenset[str],
+    prefixes: tuple[str, ...] = (),
 ) -> None:
     """A 400 listing every malformed id and every unknown, repeated or empty query parameter."""
     errors = [
@@ -146,11 +177,12 @@ def refuse_malformed(
         if isinstance(value, Malformed)
     ]
     for name in sorted(set(args)):
-        if name not in accepted:
+        open_prefix = name.startswith(prefixes)
+        if name not in accepted and not open_prefix:
             errors.append({"field": name[:80], "message": "unknown parameter"})
         elif len(args.getlist(name)) > 1:
-            errors.append({"field": name, "message": "given more than once"})
-        elif not args[name]:
+            errors.append({"field": name[:80], "message": "given more than once"})
+        elif not args[name] and not open_prefix:
             errors.append({"field": name, "message": "must not be empty"})
     if errors:
         raise BadRequest("the request's path or query parameters are invalid", errors=errors)

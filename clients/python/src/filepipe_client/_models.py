@@ -43,7 +43,8 @@ class File:
     status: Status
     filename: str
     declared_content_type: str
-    declared_size: int
+    declared_size: int | None
+    """None: uploaded by Uppy through the Companion routes, size not declared."""
     declared_sha256: str | None
     content_type: str | None
     size: int | None
@@ -64,7 +65,7 @@ class File:
             status=Status(data["status"]),
             filename=str(data["filename"]),
             declared_content_type=str(declared["content_type"]),
-            declared_size=int(declared["size"]),
+            declared_size=None if declared["size"] is None else int(declared["size"]),
             declared_sha256=declared.get("sha256"),
             content_type=data.get("content_type"),
             size=data.get("size"),
