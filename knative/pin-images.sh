@@ -4,8 +4,8 @@
 #
 #   knative/pin-images.sh DIGESTS_DIR REGISTRY
 #
-# DIGESTS_DIR holds one file per deployed image, named presign, process, query, notify and
-# gateway, each containing that image's digest (sha256:<64 hex>, docker/build-push-action's
+# DIGESTS_DIR holds one file per deployed image, named presign, process, query, notify,
+# gateway and web, each containing that image's digest (sha256:<64 hex>, docker/build-push-action's
 # `digest` output). REGISTRY is where the images were pushed, e.g. ghcr.io/OWNER.
 #
 # For each image it runs, in knative/overlays/prod,
@@ -20,7 +20,7 @@ digests=${1:?$usage}
 registry=${2:?$usage}
 overlay="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/overlays/prod"
 
-for name in presign process query notify gateway; do
+for name in presign process query notify gateway web; do
   digest=$(tr -d '[:space:]' < "$digests/$name")
   if [[ ! $digest =~ ^sha256:[0-9a-f]{64}$ ]]; then
     echo "pin-images: $digests/$name holds no sha256 digest: '$digest'" >&2

@@ -52,8 +52,9 @@ USES: dict[str, frozenset[str]] = {
     "notify": frozenset({config.DATABASE_URL, config.REDIS_URL, WEBHOOK_SECRET_KEYS}),
     "webhooks": frozenset({config.DATABASE_URL, WEBHOOK_SECRET_KEYS}),
     "gateway": frozenset({config.DATABASE_URL, config.REDIS_URL, config.UPLOAD_TOKEN_SECRETS}),
+    "web": frozenset(),  # the upload page's nginx: static files
 }
-"""The credentials each function and the gateway read, wherever they run."""
+"""The credentials each function, the gateway and the page read, wherever they run."""
 
 EVENT_TOKEN_RECEIVERS = frozenset({"process", "notify"})
 """The CloudEvent targets that check ``X-Filepipe-Event-Token`` where a sender can add it: under

@@ -43,6 +43,11 @@ CONFIG_ENV = {
     config.METRICS_PORT,
 }
 """Non-secret settings every workload gets from the ConfigMap (secrets: test_secrets.py)."""
+STATIC = {"web"}
+"""Workloads that run no filepipe code (the upload page's nginx): they read no setting."""
+WEB_ROUTE = ("/", "web")
+"""The upload page: what local/front.py and compose's nginx serve themselves, the cluster from
+the ``web`` Deployment, behind every API path."""
 
 
 def _yaml_files() -> list[Path]:
@@ -211,6 +216,10 @@ def test_environment_covers_what_the_package_reads(target: str) -> None:
     for name, template in workloads(docs).items():
         container = template["spec"]["containers"][0]
         names = _env_names(docs, container)
+        if name in STATIC:
+            assert not {n for n in names if n.startswith(("FILEPIPE_", "OTEL_"))}, name
+            assert not container.get("envFrom"), name
+            continue
         assert names >= CONFIG_ENV, (name, CONFIG_ENV - names)
         # Every FILEPIPE_* variable set is one the package reads (no typos).
         set_vars = {n for n in names if n.startswith(("FILEPIPE_", "OTEL_"))}
@@ -229,6 +238,10 @@ def test_overlays_differ_in_tags_and_scale() -> None:
         return {t.rsplit(":", 1)[1] for t in tags}, mins
 
     assert summary("overlays/dev") == ({"dev"}, {"0"})
+    for target, tag in (("overlays/dev", "dev"), ("overlays/prod", "1.0.0")):
+        for name in ("gateway", "web"):
+            template = _of(build(target), "Deployment")[name]["spec"]["template"]
+            assert template["spec"]["containers"][0]["image"].endswith(f":{tag}"), (target, name)
     prod_tags, prod_mins = summary("overlays/prod")
     assert prod_tags == {"1.0.0"} and prod_mins == {"2"}
 
@@ -247,8 +260,46 @@ def test_ingress_routes_the_public_paths(target: str) -> None:
                 routes[path["path"]] = name
                 if vhost is not None:  # Knative routes on <service>.<namespace>.svc.cluster.local
                     assert vhost == f"{name}.{namespace}.svc.cluster.local"
-    assert routes == dict(ROUTES)  # local.front's and nginx's
+    assert routes == dict([*ROUTES, WEB_ROUTE])  # local.front's and nginx's
     assert set(routes.values()) <= services
+
+
+@pytest.mark.parametrize("target", BUILDS)
+def test_the_page_gets_only_what_no_api_path_claims(target: str) -> None:
+    """``/`` is a Prefix path to the web Service; every API path is a longer Prefix of the same
+    host, which ingress-nginx matches first, so it keeps its backend."""
+    docs = build(target)
+    paths = [
+        (rule["host"], path)
+        for ingress in _of(docs, "Ingress").values()
+        for rule in ingress["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    ]
+    [(host, root)] = [(h, p) for h, p in paths if p["path"] == "/"]
+    assert root["pathType"] == "Prefix"
+    assert root["backend"]["service"] == {"name": "web", "port": {"number": 80}}
+    for other_host, path in paths:
+        assert other_host == host
+        if path is not root:
+            assert path["pathType"] == "Prefix" and len(path["path"]) > 1, path
+            assert path["backend"]["service"]["name"] != "web", path
+
+
+@pytest.mark.parametrize("target", BUILDS)
+def test_the_web_service_reaches_the_page_port(target: str) -> None:
+    docs = build(target)
+    service = _of(docs, "Service", "v1")["web"]["spec"]
+    template = _of(docs, "Deployment")["web"]["spec"]["template"]
+    assert service["selector"].items() <= template["metadata"]["labels"].items()
+    (container,) = template["spec"]["containers"]
+    assert container["image"].startswith("ghcr.io/filepipe/filepipe-web")
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    [port] = service["ports"]
+    assert port["port"] == 80 and port["targetPort"] in ports
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["WEB_PORT"] == str(ports[port["targetPort"]])  # what the image's nginx listens on
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/", "port": port["targetPort"]}
 
 
 VISIBILITY = "networking.knative.dev/visibility"

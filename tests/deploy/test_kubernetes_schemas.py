@@ -53,7 +53,7 @@ def test_core_objects_and_pod_templates_validate(target: str) -> None:
     ]
 
     assert {r["kind"] for r in core} >= {"Namespace", "ConfigMap", "Deployment", "Service"}
-    assert len(pods) >= 6, "five Knative Services and the gateway Deployment"
+    assert len(pods) >= 7, "five Knative Services, the gateway and web Deployments"
     for resource in [*core, *pods]:
         kubernetes_validate.validate(resource, KUBERNETES_VERSION, strict=True)
 

@@ -100,6 +100,8 @@ EXPECTED: dict[tuple[str, int], set[str]] = {
     **{(name, 9095): {"prometheus"} for name in FUNCTIONS},
     ("gateway", 8080): {"ingress-nginx"},
     ("gateway", 9095): {"prometheus"},
+    ("web", 8080): {"ingress-nginx"},
+    ("web", 9095): set(),
     ("broker-ingress", 8080): {"presign", "process", "query", "notify", "source-adapter"},
     ("broker-ingress", 9090): {"prometheus"},
     ("dispatcher", 9090): {"prometheus"},

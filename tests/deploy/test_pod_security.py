@@ -26,7 +26,7 @@ Pod = dict[str, Any]
 @pytest.mark.parametrize("target", BUILDS)
 def test_every_pod_is_restricted_and_hardened(target: str) -> None:
     pods = workloads(build(target))
-    assert {"presign", "process", "query", "notify", "webhooks", "gateway"} <= set(pods)
+    assert {"presign", "process", "query", "notify", "webhooks", "gateway", "web"} <= set(pods)
     for name, template in pods.items():
         spec = template["spec"]
         assert restricted_violations(spec) == [], name

@@ -181,8 +181,15 @@ def test_function_and_gateway_images_are_built_from_the_template() -> None:
     assert step["with"]["build-args"] == "${{ matrix.build-args }}"
 
 
+def test_the_web_image_is_built_from_its_dockerfile() -> None:
+    web = _image_builds()["web"]
+    assert web["dockerfile"] == "web/image/Dockerfile"
+    assert "stage" not in web and "build-args" not in web  # its last stage, no arguments
+    assert (ROOT / web["dockerfile"]).is_file()
+
+
 PIN_IMAGES = ROOT / "knative" / "pin-images.sh"
-DEPLOYED = ("presign", "process", "query", "notify", "gateway")
+DEPLOYED = ("presign", "process", "query", "notify", "gateway", "web")
 
 
 def _digest(name: str) -> str:
