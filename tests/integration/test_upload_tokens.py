@@ -21,7 +21,7 @@ from filepipe.files import store
 from filepipe.upload_tokens import Scope, UploadToken
 from tests.conftest import UPLOAD_TOKEN_SECRET
 from tests.support import multipart as mp
-from tests.support.files import add_file
+from tests.support.files import add_file, settled
 from tests.support.functions import function_app
 from tests.support.pipeline import Pipeline, pipeline
 from tests.support.uploads import put, request_upload
@@ -62,16 +62,6 @@ def upload_body(data: bytes = PDF, **fields: Any) -> dict[str, Any]:
     return {**body, **fields}
 
 
-def processed(conn: Conn, file_id: str) -> dict[str, Any]:
-    return wait_until(
-        lambda: conn.execute(
-            "SELECT * FROM files WHERE id = %s AND status = 'PROCESSED'", (file_id,)
-        ).fetchone(),
-        timeout=30,
-        what=f"file {file_id} to be processed",
-    )
-
-
 def signed(tenant: str, *, expires: int, scope: Scope | None = None) -> str:
     """A token signed with the session's secret, expiring at ``expires`` (Unix seconds)."""
     scope = scope or Scope(10, 10**6, ("application/pdf",))
@@ -99,7 +89,8 @@ def test_a_token_uploads_single_and_multipart_files_that_are_processed(
     assert listed.status_code == 200 and len(listed.get_json()["parts"]) == 2
     assert completed.status_code == 200, completed.get_json()
     for file in (single, multipart):
-        row = processed(conn, file["id"])
+        row = settled(conn, file["id"])
+        assert row["status"] == "PROCESSED", row["error"]
         assert str(row["upload_token_id"]) == minted["id"]
         seen = query.get(f"/files/{file['id']}", headers=bearer(token))
         assert seen.status_code == 200 and seen.get_json()["status"] == "PROCESSED"
