@@ -8,7 +8,7 @@
 const MULTIPART_FROM = 16 * 1024 * 1024; // smaller files: one PUT with a declared SHA-256
 const PART_CONCURRENCY = 4;
 const PART_BATCH = 100; // part URLs asked for at once
-const FINAL = new Set(["PROCESSED", "REJECTED", "FAILED", "EXPIRED", "QUARANTINED", "CANCELLED", "DELETED"]);
+const FINAL = new Set(["PROCESSED", "REJECTED", "FAILED", "EXPIRED", "QUARANTINED", "CANCELLED", "DELETED", "MISSING"]);
 
 const $ = (selector) => document.querySelector(selector);
 const state = { credential: "", api: location.origin, socket: null, rows: new Map() };

@@ -48,6 +48,18 @@ LOG_LEVEL = "FILEPIPE_LOG_LEVEL"
 LOCK_TTL = "FILEPIPE_LOCK_TTL"
 RECONCILE_GRACE = "FILEPIPE_RECONCILE_GRACE"
 RECONCILE_BATCH = "FILEPIPE_RECONCILE_BATCH"
+STUCK_AFTER = "FILEPIPE_STUCK_AFTER"
+PROCESS_GIVE_UP = "FILEPIPE_PROCESS_GIVE_UP"
+PROCESS_MAX_DEAD_LETTERS = "FILEPIPE_PROCESS_MAX_DEAD_LETTERS"
+MISSING_CHECK_BATCH = "FILEPIPE_MISSING_CHECK_BATCH"
+OBJECT_RETENTION = "FILEPIPE_OBJECT_RETENTION"
+HISTORY_RETENTION = "FILEPIPE_HISTORY_RETENTION"
+UPLOAD_RATE = "FILEPIPE_UPLOAD_RATE"
+UPLOAD_BURST = "FILEPIPE_UPLOAD_BURST"
+MAX_PENDING_FILES = "FILEPIPE_MAX_PENDING_FILES"
+MAX_PENDING_BYTES = "FILEPIPE_MAX_PENDING_BYTES"
+DB_CHECKOUT_TIMEOUT = "FILEPIPE_DB_CHECKOUT_TIMEOUT"
+WEBHOOK_ENDPOINT_CONCURRENCY = "FILEPIPE_WEBHOOK_ENDPOINT_CONCURRENCY"
 CACHE_TTL = "FILEPIPE_CACHE_TTL"
 CURSOR_SECRET = "FILEPIPE_CURSOR_SECRET"  # noqa: S105 - a variable name
 EVENT_TOKEN = "FILEPIPE_EVENT_TOKEN"  # noqa: S105 - a variable name
@@ -147,9 +159,36 @@ class Settings:
     """Seconds a ``GET /files/{id}/download`` URL stays valid (1 to 3600)."""
     migrations_dir: str | None = None
     log_level: str = "INFO"
-    lock_ttl: float = 30.0
+    lock_ttl: float = 10.0
+    """Seconds a file lock lives unless its holder's heartbeat renews it (every third of it): a
+    dead worker's lock is free again this soon."""
     reconcile_grace: float = 60.0
     reconcile_batch: int = 200
+    stuck_after: float = 120.0
+    """Seconds an UPLOADED or PROCESSING file may stay unchanged before reconcile re-drives it."""
+    process_give_up: float = 86400.0
+    """Seconds after its object arrived that a file still unsettled (its causes transient) ends
+    FAILED with the last cause recorded."""
+    process_max_dead_letters: int = 10
+    """Dead letters of one file (each after the broker's retries) before it ends FAILED."""
+    missing_check_batch: int = 50
+    """PROCESSED files whose object reconcile checks still exists per run (least recently
+    checked first); 0 disables the check."""
+    object_retention: float = 7 * 86400.0
+    """Seconds the objects of REJECTED, EXPIRED, FAILED, CANCELLED and DELETED files are kept
+    before reconcile removes them."""
+    history_retention: float = 30 * 86400.0
+    """Seconds published events, processing logs and webhook deliveries are kept."""
+    upload_rate: float = 20.0
+    """Uploads one tenant may create per second, on average (``POST /uploads``; 429 beyond)."""
+    upload_burst: int = 100
+    """Uploads one tenant may create at once above ``upload_rate``."""
+    max_pending_files: int = 10_000
+    """PENDING files one tenant may hold (429 beyond)."""
+    max_pending_bytes: int = 1024**4
+    """Declared bytes of one tenant's PENDING files (429 beyond); 1 TiB."""
+    db_checkout_timeout: float = 2.0
+    """Seconds a request waits for a database connection before answering 503."""
     cache_ttl: float = 300.0
     cursor_secret: str | None = field(default=None, repr=False)
     event_token: str | None = field(default=None, repr=False)
@@ -160,6 +199,9 @@ class Settings:
     environment); its length is the number of retries."""
     webhook_timeout: float = 5.0
     webhook_max_failures: int = 20
+    webhook_endpoint_concurrency: int = 2
+    """Deliveries to one webhook endpoint in flight at once, per notify process: a slow
+    receiver holds at most these, never the others' deliveries."""
     """Consecutive failed deliveries after which an endpoint is disabled."""
     webhook_allow_loopback: bool = False
     """Development only: let webhooks target loopback addresses (on under ``make up``)."""
@@ -259,12 +301,24 @@ _ENV_NAMES = {
     "lock_ttl": LOCK_TTL,
     "reconcile_grace": RECONCILE_GRACE,
     "reconcile_batch": RECONCILE_BATCH,
+    "stuck_after": STUCK_AFTER,
+    "process_give_up": PROCESS_GIVE_UP,
+    "process_max_dead_letters": PROCESS_MAX_DEAD_LETTERS,
+    "missing_check_batch": MISSING_CHECK_BATCH,
+    "object_retention": OBJECT_RETENTION,
+    "history_retention": HISTORY_RETENTION,
+    "upload_rate": UPLOAD_RATE,
+    "upload_burst": UPLOAD_BURST,
+    "max_pending_files": MAX_PENDING_FILES,
+    "max_pending_bytes": MAX_PENDING_BYTES,
+    "db_checkout_timeout": DB_CHECKOUT_TIMEOUT,
     "cache_ttl": CACHE_TTL,
     "cursor_secret": CURSOR_SECRET,
     "event_token": EVENT_TOKEN,
     "webhook_retry_schedule": WEBHOOK_RETRY_SCHEDULE,
     "webhook_timeout": WEBHOOK_TIMEOUT,
     "webhook_max_failures": WEBHOOK_MAX_FAILURES,
+    "webhook_endpoint_concurrency": WEBHOOK_ENDPOINT_CONCURRENCY,
     "webhook_allow_loopback": WEBHOOK_ALLOW_LOOPBACK,
     "webhook_ports": WEBHOOK_PORTS,
     "webhook_secret_keys": WEBHOOK_SECRET_KEYS,
@@ -306,6 +360,13 @@ def _validate(s: Settings) -> None:
          f"must be at least 1 and at least {DB_POOL_MIN} ({s.db_pool_min})"),
         ("reconcile_batch", s.reconcile_batch >= 1, "must be at least 1"),
         ("webhook_max_failures", s.webhook_max_failures >= 1, "must be at least 1"),
+        ("webhook_endpoint_concurrency", s.webhook_endpoint_concurrency >= 1,
+         "must be at least 1"),
+        ("process_max_dead_letters", s.process_max_dead_letters >= 1, "must be at least 1"),
+        ("missing_check_batch", s.missing_check_batch >= 0, "must be at least 0"),
+        ("upload_burst", s.upload_burst >= 1, "must be at least 1"),
+        ("max_pending_files", s.max_pending_files >= 1, "must be at least 1"),
+        ("max_pending_bytes", s.max_pending_bytes >= 1, "must be at least 1"),
         ("webhook_ports", bool(s.webhook_ports), "must name at least one port"),
         ("webhook_ports", all(map(values.port_range, s.webhook_ports)),
          "entries must each be a TCP port or a range of them (80, 8000-8999; 1-65535)"),
@@ -344,6 +405,16 @@ def _validate(s: Settings) -> None:
         ("publish_timeout", values.positive(s.publish_timeout), "must be a number of seconds > 0"),
         ("webhook_timeout", values.positive(s.webhook_timeout), "must be a number of seconds > 0"),
         ("lock_ttl", values.positive(s.lock_ttl), "must be a number of seconds > 0"),
+        ("stuck_after", values.positive(s.stuck_after), "must be a number of seconds > 0"),
+        ("process_give_up", values.positive(s.process_give_up),
+         "must be a number of seconds > 0"),
+        ("object_retention", values.non_negative(s.object_retention),
+         "must be a number of seconds >= 0"),
+        ("history_retention", values.non_negative(s.history_retention),
+         "must be a number of seconds >= 0"),
+        ("upload_rate", values.positive(s.upload_rate), "must be a number > 0 (per second)"),
+        ("db_checkout_timeout", values.positive(s.db_checkout_timeout),
+         "must be a number of seconds > 0"),
         ("reconcile_grace", values.non_negative(s.reconcile_grace),
          "must be a number of seconds >= 0"),
         ("cache_ttl", values.non_negative(s.cache_ttl), "must be a number of seconds >= 0"),

@@ -29,6 +29,7 @@ FILE_FAILED = "file.failed"
 FILE_QUARANTINED = "file.quarantined"
 FILE_CANCELLED = "file.cancelled"
 FILE_DELETED = "file.deleted"
+FILE_MISSING = "file.missing"
 PING = "dev.knative.sources.ping"
 """The type of Knative PingSource events (the reconcile and webhook-retry timers)."""
 

@@ -22,6 +22,7 @@ NOTIFY_TYPES = (
     "file.quarantined",
     "file.cancelled",
     "file.deleted",
+    "file.missing",
 )
 
 

@@ -33,6 +33,7 @@ ALL_TYPES = [
     "file.quarantined",
     "file.cancelled",
     "file.deleted",
+    "file.missing",
 ]
 PING = "dev.knative.sources.ping"
 WEBHOOK_ENV = {

@@ -27,6 +27,9 @@ class Status(StrEnum):
     """A multipart upload aborted before it completed (``DELETE /uploads/{id}``)."""
     DELETED = "DELETED"
     """Its object removed through ``DELETE /files/{id}``; the row stays for audit."""
+    MISSING = "MISSING"
+    """Its object is gone from storage though nothing filepipe did removed it (found by a
+    notification, a download or reconcile's check of PROCESSED files)."""
 
     @property
     def settled(self) -> bool:
@@ -43,6 +46,7 @@ _SETTLED = frozenset(
         Status.QUARANTINED,
         Status.CANCELLED,
         Status.DELETED,
+        Status.MISSING,
     }
 )
 
@@ -87,6 +91,10 @@ class FileRow:
     """When storage was last cleared of a DELETED file's object and unfinished uploads."""
     upload_token_id: uuid.UUID | None = None
     """The upload token the file was made with (``filepipe.upload_tokens``), if any."""
+    dead_letters: int = 0
+    """How many times the broker gave up on the file's notification (transient causes)."""
+    checked_at: datetime | None = None
+    """When reconcile last confirmed a PROCESSED file's object still exists."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", Status(self.status))

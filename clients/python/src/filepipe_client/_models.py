@@ -19,6 +19,7 @@ class Status(StrEnum):
     QUARANTINED = "QUARANTINED"
     CANCELLED = "CANCELLED"
     DELETED = "DELETED"
+    MISSING = "MISSING"
 
     @property
     def settled(self) -> bool:

@@ -34,6 +34,7 @@ from filepipe.events import (
     FILE_CANCELLED,
     FILE_DELETED,
     FILE_FAILED,
+    FILE_MISSING,
     FILE_PROCESSED,
     FILE_QUARANTINED,
     FILE_REJECTED,
@@ -54,6 +55,7 @@ EVENT_TYPES = (
     FILE_QUARANTINED,
     FILE_CANCELLED,
     FILE_DELETED,
+    FILE_MISSING,
 )
 """The event types an endpoint can subscribe to (those the notify function receives)."""
 DEFAULT_DELIVERIES_LIMIT = 50

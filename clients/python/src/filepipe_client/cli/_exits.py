@@ -14,7 +14,7 @@ from filepipe_client._errors import (
 
 OK = 0
 FAILED = 1
-"""A file ended REJECTED, FAILED, EXPIRED or QUARANTINED, or any other error."""
+"""A file ended REJECTED, FAILED, EXPIRED, QUARANTINED or MISSING, or any other error."""
 USAGE = 2
 AUTHENTICATION = 3
 UNREACHABLE = 4
@@ -26,7 +26,7 @@ INTERRUPTED = 130
 EXIT_CODES = f"""\
 exit codes:
   {OK}  done
-  {FAILED}  a file ended REJECTED, FAILED, EXPIRED or QUARANTINED, or another error
+  {FAILED}  a file ended REJECTED, FAILED, EXPIRED, QUARANTINED or MISSING, or another error
   {USAGE}  usage: bad arguments, no URL or no API key
   {AUTHENTICATION}  authentication: the API key was refused (401, 403)
   {UNREACHABLE}  the server could not be reached (connection refused, timeout)
