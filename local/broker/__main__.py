@@ -23,13 +23,14 @@ from filepipe.logs import configure_logging
 from local.broker.amqp import RECONNECT_DELAY, Publisher, connect
 from local.broker.config import Settings
 from local.broker.delivery import Sender
-from local.broker.dispatcher import Consumer, Subscription, TriggerHandler
+from local.broker.dispatcher import Consumer, TriggerHandler, blocking_subscription
 from local.broker.durations import cron_interval
 from local.broker.errors import BrokerError
 from local.broker.ingress import IngressServer
 from local.broker.manifests import load
 from local.broker.replay import replay
 from local.broker.sources import PingTimer, SinkSender, SourceHandler
+from local.broker.timers import Timers
 from local.broker.topology import PingRoute, Topology, build, declare
 
 log = logging.getLogger("local.broker")
@@ -85,10 +86,18 @@ def serve(settings: Settings, topology: Topology) -> int:
         event_token=settings.event_token,
     )
     sinks = SinkSender(publisher, sender)
+    retries = Timers()
     subscriptions = [
-        *(TriggerHandler(route, sender, publisher).subscription() for route in topology.triggers),
         *(
-            Subscription(route.queue, route.source.parallelism, SourceHandler(route, sinks))
+            TriggerHandler(
+                route, sender, publisher, retries, max_waiting=settings.max_waiting
+            ).subscription()
+            for route in topology.triggers
+        ),
+        *(
+            blocking_subscription(
+                route.queue, route.source.parallelism, SourceHandler(route, sinks)
+            )
             for route in topology.sources
         ),
     ]
@@ -97,6 +106,7 @@ def serve(settings: Settings, topology: Topology) -> int:
         topology,
         subscriptions,
         stop=stop,
+        timers=retries,
         grace=min(settings.delivery_timeout, SHUTDOWN_GRACE),
     )
     timers = [
@@ -105,6 +115,7 @@ def serve(settings: Settings, topology: Topology) -> int:
         if interval > 0
     ]
     publisher.start()
+    retries.start()
     consumer.start()
     for timer in timers:
         timer.start()

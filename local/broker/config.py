@@ -27,6 +27,7 @@ PING_INTERVAL = "FILEPIPE_PING_INTERVAL"
 BACKOFF_SCALE = "FILEPIPE_BROKER_BACKOFF_SCALE"
 DELIVERY_TIMEOUT = "FILEPIPE_BROKER_DELIVERY_TIMEOUT"
 METRICS_PORT = "FILEPIPE_BROKER_METRICS_PORT"
+MAX_WAITING = "FILEPIPE_BROKER_MAX_WAITING"
 
 DEFAULT_SUBSCRIBERS = {"process": "http://127.0.0.1:8082", "notify": "http://127.0.0.1:8084"}
 
@@ -53,6 +54,9 @@ class Settings:
     """Multiplies every retry delay (tests use small values)."""
     delivery_timeout: float = 30.0
     """Seconds one HTTP delivery may take when the Trigger sets no ``delivery.timeout``."""
+    max_waiting: int = 100
+    """Events per Trigger that may wait for a retry beyond its parallelism (the channel's
+    prefetch is parallelism + this); more failing events hold the queue back (flow control)."""
     log_level: str = "INFO"
     metrics_port: int = 0
     """Where the emulator serves ``/metrics`` (dead letters; 9090 under ``make up``); 0: off."""
@@ -85,6 +89,7 @@ class Settings:
             ping_interval=get(PING_INTERVAL, _non_negative, defaults.ping_interval),
             backoff_scale=get(BACKOFF_SCALE, _non_negative, defaults.backoff_scale),
             delivery_timeout=get(DELIVERY_TIMEOUT, _positive, defaults.delivery_timeout),
+            max_waiting=get(MAX_WAITING, _count, defaults.max_waiting),
             log_level=get(LOG_LEVEL, str.upper, defaults.log_level),
             metrics_port=get(METRICS_PORT, _metrics_port, defaults.metrics_port),
             event_token=get(EVENT_TOKEN, str, defaults.event_token),
@@ -116,6 +121,13 @@ def _port(text: str) -> int:
 
 def _metrics_port(text: str) -> int:
     return 0 if int(text) == 0 else _port(text)
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535 - 1000:  # AMQP's prefetch count is 16 bits; parallelism <= 1000
+        raise ValueError("must be an integer from 0 to 64535")
+    return value
 
 
 def _non_negative(text: str) -> float:

@@ -4,15 +4,22 @@ The event is POSTed in binary content mode with ``Prefer: reply``. A 2xx is succ
 ``SelectiveRetry`` (knative.dev/eventing/pkg/kncloudevents) decides what is retried: no response
 (connection error, timeout), 5xx, 404, 408, 409 and 429; any other status fails at once. Retries
 wait ``backoffDelay * 2^n`` (exponential) or ``backoffDelay * n`` (linear), scaled by
-``FILEPIPE_BROKER_BACKOFF_SCALE``. Waits end early when the emulator stops.
+``FILEPIPE_BROKER_BACKOFF_SCALE``.
+
+``Sender.send`` waits between attempts in the calling thread (sources and ping timers, which own
+their thread; waits end early when the emulator stops). ``Attempts.deliver`` follows the same
+rules without waiting in a delivery thread: a failed attempt hands the next one to the
+``Timers`` thread and returns, so one event's retries never hold a Trigger's delivery slot.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from functools import partial
 
 import requests
 
@@ -20,6 +27,7 @@ from filepipe.web.senders import TOKEN_HEADER
 from local.broker.durations import backoff_delays
 from local.broker.envelope import Envelope
 from local.broker.manifests import DeliverySpec
+from local.broker.timers import Timers
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +84,16 @@ class Sender:
         self._stop = stop or threading.Event()
         self._sender_headers = {TOKEN_HEADER: event_token} if event_token else {}
 
-    def send(self, envelope: Envelope, url: str, delivery: DeliverySpec) -> Outcome:
-        """Deliver ``envelope`` to ``url`` following ``delivery``'s retry policy."""
-        delays = backoff_delays(
+    def delays(self, delivery: DeliverySpec) -> list[float]:
+        """Seconds to wait before each retry ``delivery`` allows (scaled)."""
+        return backoff_delays(
             delivery.retry, delivery.backoff_policy, delivery.backoff_delay, self._scale
         )
-        timeout = delivery.timeout or self._timeout
+
+    def send(self, envelope: Envelope, url: str, delivery: DeliverySpec) -> Outcome:
+        """Deliver ``envelope`` to ``url`` following ``delivery``'s retry policy."""
+        delays = self.delays(delivery)
+        timeout = delivery.timeout
         response = self.post(envelope, url, timeout)
         attempts = 1
         for delay in delays:
@@ -109,3 +121,60 @@ class Sender:
             return Response(NO_RESPONSE, error=f"{type(exc).__name__}: {exc}")
         with reply:
             return Response(reply.status_code, reply.content, dict(reply.headers))
+
+
+Done = Callable[[Outcome], None]
+"""Told the final outcome of a delivery (or that it was interrupted), exactly once."""
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    envelope: Envelope
+    url: str
+    timeout: float | None
+    delays: list[float]
+    done: Done
+    live: Callable[[], bool]
+    """False once the message can no longer be settled (its channel closed): stop trying."""
+
+
+class Attempts:
+    """Delivers with Knative's retry rules, waiting between attempts in ``timers``, not a slot.
+
+    Every attempt runs in ``slots`` (the Trigger's pool, one thread per parallel delivery);
+    the first one in the caller's thread, which is already a slot.
+    """
+
+    def __init__(self, sender: Sender, slots: Executor, timers: Timers) -> None:
+        self._sender = sender
+        self._slots = slots
+        self._timers = timers
+
+    def deliver(
+        self,
+        envelope: Envelope,
+        url: str,
+        delivery: DeliverySpec,
+        done: Done,
+        live: Callable[[], bool],
+    ) -> None:
+        """Attempt now; ``done`` runs once the outcome is final or the retries were cancelled."""
+        plan = _Delivery(envelope, url, delivery.timeout, self._sender.delays(delivery), done, live)
+        self._attempt(plan, 1)
+
+    def _attempt(self, plan: _Delivery, number: int) -> None:
+        if not plan.live():
+            lost = Response(NO_RESPONSE, error="the message's channel closed")
+            plan.done(Outcome(lost, number - 1, interrupted=True))
+            return
+        response = self._sender.post(plan.envelope, plan.url, plan.timeout)
+        if response.ok or not retriable(response.status) or number > len(plan.delays):
+            plan.done(Outcome(response, number))
+            return
+        log.debug(
+            "attempt %d of %s to %s: %s", number, plan.envelope.id, plan.url, response.describe()
+        )
+        cancelled = partial(plan.done, Outcome(response, number, interrupted=True))
+        retry = partial(self._slots.submit, self._attempt, plan, number + 1)
+        if not self._timers.schedule(plan.delays[number - 1], retry, cancelled):
+            cancelled()

@@ -1,12 +1,18 @@
 """The Trigger dispatcher: consume each Trigger's queue and deliver what passes its filter.
 
-Like eventing-rabbitmq's dispatcher, each Trigger queue is consumed with manual acks and a
-prefetch equal to the Trigger's parallelism, with that many deliveries in flight. A message is
-acknowledged only once its outcome is final: delivered (a CloudEvent in a 2xx response is
-published back to the Broker), or dead-lettered — sent to the Trigger's ``deadLetterSink`` if it
-has one and, always, stored in ``<prefix>.<trigger>.dlq`` with the ``knativeerror*`` extensions.
-Anything else (emulator stopping, RabbitMQ refusing a publish) returns it to the queue after a
-short pause, to be redelivered.
+Each Trigger queue is consumed with manual acks. A message is acknowledged only once its outcome
+is final: delivered (a CloudEvent in a 2xx response is published back to the Broker), or
+dead-lettered — sent to the Trigger's ``deadLetterSink`` if it has one and, always, stored in
+``<prefix>.<trigger>.dlq`` with the ``knativeerror*`` extensions. Anything else (emulator
+stopping, RabbitMQ refusing a publish) returns it to the queue, to be redelivered.
+
+Unlike eventing-rabbitmq's dispatcher, whose workers sleep through the retries of their event,
+a failed attempt here frees its delivery thread and waits in the ``Timers`` heap, still unacked:
+the Trigger's parallelism bounds concurrent HTTP attempts only, and the channel's prefetch is
+the parallelism plus ``max_waiting`` events waiting for a retry (beyond that RabbitMQ holds the
+rest back: flow control). So a few failing events never hold up the others of their Trigger.
+On stop, waiting events are returned to the queue at once; a killed emulator leaves them unacked,
+and RabbitMQ redelivers them.
 
 All channels share one connection owned by the consumer thread; workers hand their acks back to
 it with ``BlockingConnection.add_callback_threadsafe``, the one thread-safe call pika offers.
@@ -18,7 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 
@@ -29,80 +35,165 @@ from pika.spec import Basic
 
 from filepipe import metrics
 from local.broker.amqp import RECONNECT_DELAY, Publisher, connect
-from local.broker.delivery import Outcome, Response, Sender
+from local.broker.delivery import Attempts, Done, Outcome, Response, Sender
 from local.broker.envelope import Envelope, dead_letter, from_amqp, is_cloudevent, parse_http
 from local.broker.errors import InvalidEvent, PublishError
+from local.broker.timers import Timers
 from local.broker.topology import Topology, TriggerRoute, declare
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[pika.BasicProperties, bytes], bool]
-"""Handles one message; True acknowledges it, False returns it to the queue."""
+
+class Message:
+    """One consumed AMQP message; settled once (acked, or returned to its queue)."""
+
+    def __init__(
+        self,
+        properties: pika.BasicProperties,
+        body: bytes,
+        settle: Callable[[bool], None],
+        live: Callable[[], bool],
+    ) -> None:
+        self.properties = properties
+        self.body = body
+        self._settle = settle
+        self._live = live
+        self._lock = threading.Lock()
+        self._settled = False
+
+    def live(self) -> bool:
+        """Whether the message can still be settled (its channel is open)."""
+        return self._live() and not self._settled
+
+    def ack(self) -> None:
+        self._finish(True)
+
+    def requeue(self) -> None:
+        self._finish(False)
+
+    def _finish(self, ack: bool) -> None:
+        with self._lock:
+            first, self._settled = not self._settled, True
+        if first:
+            self._settle(ack)
+
+
+Handler = Callable[[Message], None]
+"""Handles one message in a delivery thread; settles it then or later, exactly once."""
 
 
 @dataclass(frozen=True)
 class Subscription:
     queue: str
-    parallelism: int
+    prefetch: int
+    slots: Executor
+    """The delivery threads; ``handle`` runs in one of them."""
     handle: Handler
+
+
+def blocking_subscription(
+    queue: str, parallelism: int, handle: Callable[[pika.BasicProperties, bytes], bool]
+) -> Subscription:
+    """A subscription whose handler finishes within its thread: True acks, False requeues."""
+
+    def settle(message: Message) -> None:
+        if handle(message.properties, message.body):
+            message.ack()
+        else:
+            message.requeue()
+
+    slots = ThreadPoolExecutor(parallelism, thread_name_prefix=f"deliver-{queue}")
+    return Subscription(queue, parallelism, slots, settle)
 
 
 class TriggerHandler:
     """Delivers the messages of one Trigger queue (see the module docstring)."""
 
-    def __init__(self, route: TriggerRoute, sender: Sender, publisher: Publisher) -> None:
+    def __init__(
+        self,
+        route: TriggerRoute,
+        sender: Sender,
+        publisher: Publisher,
+        timers: Timers,
+        *,
+        max_waiting: int,
+    ) -> None:
         self.route = route
-        self._sender = sender
         self._publisher = publisher
+        self._timers = timers
+        self._max_waiting = max_waiting
+        parallelism = route.trigger.parallelism
+        self._slots = ThreadPoolExecutor(parallelism, thread_name_prefix=f"deliver-{route.queue}")
+        self._attempts = Attempts(sender, self._slots, timers)
 
     def subscription(self) -> Subscription:
-        return Subscription(self.route.queue, self.route.trigger.parallelism, self)
+        prefetch = self.route.trigger.parallelism + self._max_waiting
+        return Subscription(self.route.queue, prefetch, self._slots, self)
 
-    def __call__(self, properties: pika.BasicProperties, body: bytes) -> bool:
+    def __call__(self, message: Message) -> None:
         name = self.route.trigger.name
         try:
-            envelope = from_amqp(properties, body)
+            envelope = from_amqp(message.properties, message.body)
         except InvalidEvent as exc:
             log.warning("trigger %s: dropped a message that is not a CloudEvent: %s", name, exc)
-            return True
+            message.ack()
+            return
         if not self.route.trigger.matches(envelope.attributes):
             log.debug("trigger %s: filtered out %s (%s)", name, envelope.id, envelope.type)
-            return True
-        outcome = self._sender.send(envelope, self.route.subscriber, self.route.delivery)
+            message.ack()
+            return
+        done = self._guard(message, partial(self._delivered, message, envelope))
+        self._attempts.deliver(
+            envelope, self.route.subscriber, self.route.delivery, done, message.live
+        )
+
+    def _delivered(self, message: Message, envelope: Envelope, outcome: Outcome) -> None:
+        name = self.route.trigger.name
         if outcome.interrupted:
             log.info("trigger %s: %s left for redelivery (stopping)", name, envelope.id)
-            return False
-        try:
-            if outcome.delivered:
-                self._publish_reply(outcome.response)
-                log.info(
-                    "trigger %s: delivered %s (%s) to %s: HTTP %d after %d attempt(s)",
-                    *(name, envelope.id, envelope.type, self.route.subscriber),
-                    *(outcome.response.status, outcome.attempts),
-                )
-                return True
-            return self._dead_letter(envelope, outcome)
-        except PublishError as exc:
-            log.error("trigger %s: %s requeued: %s", name, envelope.id, exc)
-            return False
+            message.requeue()
+        elif outcome.delivered:
+            self._publish_reply(outcome.response)
+            log.info(
+                "trigger %s: delivered %s (%s) to %s: HTTP %d after %d attempt(s)",
+                *(name, envelope.id, envelope.type, self.route.subscriber),
+                *(outcome.response.status, outcome.attempts),
+            )
+            message.ack()
+        else:
+            self._dead_letter(message, envelope, outcome)
 
-    def _dead_letter(self, envelope: Envelope, outcome: Outcome) -> bool:
+    def _dead_letter(self, message: Message, envelope: Envelope, outcome: Outcome) -> None:
         dead = dead_letter(
             envelope,
             destination=self.route.subscriber,
             status=outcome.response.status,
             body=outcome.response.body,
         )
-        sink_note = "no dead-letter sink"
-        if self.route.dead_letter_sink is not None:
-            sink = self._sender.send(dead, self.route.dead_letter_sink, self.route.delivery)
+        if self.route.dead_letter_sink is None:
+            self._keep_dead_letter(message, dead, outcome, "no dead-letter sink")
+            return
+
+        def sunk(sink: Outcome) -> None:
             if sink.interrupted:
-                return False
+                message.requeue()
+                return
             if sink.delivered:
                 self._publish_reply(sink.response)
-            sink_note = (
-                f"dead-letter sink {self.route.dead_letter_sink}: {sink.response.describe()}"
-            )
+            note = f"dead-letter sink {self.route.dead_letter_sink}: {sink.response.describe()}"
+            self._keep_dead_letter(message, dead, outcome, note)
+
+        self._attempts.deliver(
+            dead,
+            self.route.dead_letter_sink,
+            self.route.delivery,
+            self._guard(message, sunk),
+            message.live,
+        )
+
+    def _keep_dead_letter(
+        self, message: Message, dead: Envelope, outcome: Outcome, sink_note: str
+    ) -> None:
         self._publisher.publish(dead, exchange="", routing_key=self.route.dlq, mandatory=True)
         metrics.get().dead_letters.labels("broker").inc()
         log.warning(
@@ -110,7 +201,27 @@ class TriggerHandler:
             *(self.route.trigger.name, dead.id, dead.type, outcome.attempts),
             *(self.route.subscriber, outcome.response.describe(), sink_note, self.route.dlq),
         )
-        return True
+        message.ack()
+
+    def _guard(self, message: Message, done: Done) -> Done:
+        """``done``, returning the message to the queue (after a pause, no hot loop) if RabbitMQ
+        refuses a publish or anything else breaks."""
+
+        def guarded(outcome: Outcome) -> None:
+            try:
+                done(outcome)
+            except PublishError as exc:
+                log.error("trigger %s: message requeued: %s", self.route.trigger.name, exc)
+                self._requeue_later(message)
+            except Exception:
+                log.exception("trigger %s: handler crashed; requeued", self.route.trigger.name)
+                self._requeue_later(message)
+
+        return guarded
+
+    def _requeue_later(self, message: Message) -> None:
+        if not self._timers.schedule(RECONNECT_DELAY, message.requeue, message.requeue):
+            message.requeue()
 
     def _publish_reply(self, response: Response) -> None:
         """Publish a CloudEvent the subscriber answered with back to the Broker."""
@@ -137,18 +248,16 @@ class Consumer:
         subscriptions: Sequence[Subscription],
         *,
         stop: threading.Event,
+        timers: Timers,
         grace: float,
     ) -> None:
         self._url = amqp_url
         self._topology = topology
         self._subscriptions = subscriptions
         self._stop = stop
+        self._timers = timers
         self._grace = grace
-        self._pools = [
-            ThreadPoolExecutor(sub.parallelism, thread_name_prefix=f"deliver-{sub.queue}")
-            for sub in subscriptions
-        ]
-        self._in_flight: set[Future[bool]] = set()
+        self._unsettled: set[Message] = set()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="consumer", daemon=True)
 
@@ -175,18 +284,19 @@ class Consumer:
             finally:
                 if connection.is_open:
                     connection.close()
-        for pool in self._pools:
-            pool.shutdown(wait=False, cancel_futures=True)
+        self._timers.stop()
+        for subscription in self._subscriptions:
+            subscription.slots.shutdown(wait=False, cancel_futures=True)
 
     def _consume(self, connection: pika.BlockingConnection) -> None:
         setup = connection.channel()
         declare(setup, self._topology)
         setup.close()
         consumers = []
-        for subscription, pool in zip(self._subscriptions, self._pools, strict=True):
+        for subscription in self._subscriptions:
             channel = connection.channel()
-            channel.basic_qos(prefetch_count=subscription.parallelism)
-            callback = partial(self._on_message, connection, subscription, pool)
+            channel.basic_qos(prefetch_count=subscription.prefetch)
+            callback = partial(self._on_message, connection, subscription)
             tag = channel.basic_consume(subscription.queue, on_message_callback=callback)
             consumers.append((channel, tag))
         log.info("consuming %s", ", ".join(sub.queue for sub in self._subscriptions))
@@ -197,11 +307,13 @@ class Consumer:
         self._drain(connection)
 
     def _drain(self, connection: pika.BlockingConnection) -> None:
-        """On stop, let in-flight deliveries finish (up to the grace period) and settle them."""
+        """On stop, return waiting messages to their queues, let in-flight deliveries finish (up
+        to the grace period) and settle them."""
+        self._timers.stop()
         deadline = time.monotonic() + self._grace
         while time.monotonic() < deadline:
             with self._lock:
-                if not self._in_flight:
+                if not self._unsettled:
                     break
             connection.process_data_events(time_limit=0.1)
         connection.process_data_events(time_limit=0)
@@ -210,18 +322,25 @@ class Consumer:
         self,
         connection: pika.BlockingConnection,
         subscription: Subscription,
-        pool: ThreadPoolExecutor,
         channel: BlockingChannel,
         method: Basic.Deliver,
         properties: pika.BasicProperties,
         body: bytes,
     ) -> None:
-        future = pool.submit(subscription.handle, properties, body)
-        with self._lock:
-            self._in_flight.add(future)
-        future.add_done_callback(
-            partial(self._settle, connection, channel, method.delivery_tag, subscription.queue)
+        settle = partial(self._settle, connection, channel, method.delivery_tag, subscription.queue)
+        message = Message(
+            properties, body, lambda ack: settle(message, ack), lambda: channel.is_open
         )
+        with self._lock:
+            self._unsettled.add(message)
+        subscription.slots.submit(self._handle, subscription, message)
+
+    def _handle(self, subscription: Subscription, message: Message) -> None:
+        try:
+            subscription.handle(message)
+        except Exception:
+            log.exception("%s: handler crashed; message requeued", subscription.queue)
+            message.requeue()
 
     def _settle(
         self,
@@ -229,19 +348,12 @@ class Consumer:
         channel: BlockingChannel,
         tag: int,
         queue: str,
-        future: Future[bool],
+        message: Message,
+        ack: bool,
     ) -> None:
-        """Runs in the worker thread: schedule the ack (or requeue) on the consumer thread."""
+        """Runs in any thread: schedule the ack (or requeue) on the consumer thread."""
         with self._lock:
-            self._in_flight.discard(future)
-        if future.cancelled():
-            return
-        error = future.exception()
-        if error is not None:
-            log.error("%s: handler crashed; message requeued", queue, exc_info=error)
-        ack = error is None and future.result()
-        if not ack:
-            self._stop.wait(RECONNECT_DELAY)  # no hot redelivery loop while something is broken
+            self._unsettled.discard(message)
 
         def settle() -> None:
             if not channel.is_open:

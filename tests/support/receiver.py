@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +20,8 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: bytes
+    at: float = field(default_factory=time.monotonic)
+    """When it arrived (``time.monotonic()``)."""
 
     def ce(self, name: str) -> str | None:
         return self.headers.get(f"ce-{name}")
@@ -47,6 +50,7 @@ class Receiver:
         self._lock = threading.Lock()
         self._records: list[Recorded] = []
         self._plans: dict[str, list[Reply]] = {}
+        self._rules: dict[str, Callable[[Recorded], Reply | None]] = {}
         self._server = _QuietServer(("127.0.0.1", 0), self._handler_class())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
@@ -61,6 +65,12 @@ class Receiver:
             self._plans.setdefault(path, []).extend(
                 reply if isinstance(reply, Reply) else Reply(reply) for reply in replies
             )
+
+    def answer(self, path: str, rule: Callable[[Recorded], Reply | None]) -> None:
+        """Answer requests to ``path`` with ``rule(request)`` when it gives a reply (before any
+        plan), e.g. to fail some events of a Trigger and not others."""
+        with self._lock:
+            self._rules[path] = rule
 
     def requests(self, path: str, id: str | None = None) -> list[Recorded]:
         """Requests to ``path`` so far (only those of event ``id`` if given)."""
@@ -91,7 +101,13 @@ class Receiver:
         self._server.server_close()
         self._thread.join()
 
-    def _next_reply(self, path: str) -> Reply:
+    def _next_reply(self, record: Recorded) -> Reply:
+        path = record.path
+        with self._lock:
+            rule = self._rules.get(path)
+        reply = rule(record) if rule is not None else None
+        if reply is not None:
+            return reply
         with self._lock:
             planned = self._plans.get(path)
             return planned.pop(0) if planned else Reply()
@@ -107,8 +123,9 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 headers = {key.lower(): value for key, value in self.headers.items()}
-                receiver._record(Recorded(self.path, headers, body))
-                reply = receiver._next_reply(self.path)
+                record = Recorded(self.path, headers, body)
+                receiver._record(record)
+                reply = receiver._next_reply(record)
                 if reply.hold is not None:
                     reply.hold.wait(10)
                 self.send_response(reply.status)
