@@ -38,7 +38,7 @@ from werkzeug.serving import make_server
 from filepipe.config import Settings
 from filepipe.logs import configure_logging
 from filepipe.origins import AllowedOrigins
-from local import s3_large_objects
+from local import json_output, s3_large_objects
 from local.minio_events import Origin
 from local.s3_amqp import AmqpPublisher
 from local.s3_auth import Authenticator
@@ -60,9 +60,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=None, help=f"default: ${PORT}, else 9000")
     args = parser.parse_args(argv)
+    configure_logging("INFO", "s3")  # masks presigned URLs' signatures
+    json_output.capture("s3")
     port = args.port if args.port is not None else int(os.environ.get(PORT) or 9000)
     settings = Settings.from_env()
-    configure_logging(settings.log_level, "s3")  # masks presigned URLs' signatures
+    configure_logging(settings.log_level)
     logging.getLogger("pika").setLevel(logging.CRITICAL)  # its failures are logged here
 
     create_bucket(settings.s3_bucket, settings.s3_region)

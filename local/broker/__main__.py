@@ -20,6 +20,7 @@ from pika.exceptions import AMQPError, ChannelClosedByBroker
 
 from filepipe import metrics
 from filepipe.logs import configure_logging
+from local import json_output
 from local.broker.amqp import RECONNECT_DELAY, Publisher, connect
 from local.broker.config import Settings
 from local.broker.delivery import Sender
@@ -41,14 +42,12 @@ SHUTDOWN_GRACE = 10.0
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # replay prints its count on stdout, so its logs go to stderr
+    configure_logging("INFO", "broker", stream=sys.stderr if args.command == "replay" else None)
+    json_output.capture("broker")
     try:
         settings = Settings.from_env(os.environ if environ is None else environ)
-        configure_logging(
-            settings.log_level,
-            "broker",
-            # replay prints its count on stdout, so its logs go to stderr
-            stream=sys.stderr if args.command == "replay" else sys.stdout,
-        )
+        configure_logging(settings.log_level)
         logging.getLogger("pika").setLevel(logging.CRITICAL)  # its errors are logged here
         topology = build(load(settings.knative_dir), settings)
         if args.command == "replay":

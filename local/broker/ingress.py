@@ -114,6 +114,11 @@ class IngressServer(ThreadingHTTPServer):
         self.publisher = publisher
         self._thread = threading.Thread(target=self.serve_forever, name="ingress", daemon=True)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Log a broken request (e.g. a client resetting its connection) as one record, not
+        the traceback ``socketserver`` prints on stderr."""
+        log.warning("ingress: request from %s broke", client_address[0], exc_info=True)
+
     def start(self) -> None:
         self._thread.start()
 
