@@ -8,15 +8,14 @@ key is empty.
 
 pika is not thread-safe and the S3 server is threaded: one connection is shared under a lock
 (publishes are serialised, which a local server can afford). A dropped connection is reopened on
-the next publish; after ``attempts`` quick tries the notification is logged as lost and the
-caller goes on (the reconcile job re-drives files whose notification was lost).
+the next publish (once per publish); if RabbitMQ still cannot take the notification,
+``NotPublished`` is raised and the caller keeps it (``local.s3_queue``, MinIO's queue_dir).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
@@ -25,38 +24,35 @@ from pika.exceptions import AMQPError, UnroutableError
 log = logging.getLogger(__name__)
 
 
+class NotPublished(Exception):
+    """RabbitMQ could not be reached or did not confirm the notification."""
+
+
 class AmqpPublisher:
     """Publishes notifications to one fanout exchange over one shared connection."""
 
-    def __init__(
-        self,
-        amqp_url: str,
-        exchange: str,
-        *,
-        timeout: float = 5.0,
-        attempts: int = 3,
-        retry_delay: float = 0.2,
-    ) -> None:
+    def __init__(self, amqp_url: str, exchange: str, *, timeout: float = 5.0) -> None:
         self.parameters = pika.URLParameters(amqp_url)
         self.parameters.socket_timeout = timeout
         self.parameters.blocked_connection_timeout = timeout
         self.exchange = exchange
-        self.attempts = attempts
-        self.retry_delay = retry_delay
         self._lock = threading.Lock()
         self._connection: pika.BlockingConnection | None = None
         self._channel: BlockingChannel | None = None
 
     def publish(self, body: bytes, *, bucket: str, key: str, event_name: str) -> None:
-        """Publish and wait for the confirm; log an error if RabbitMQ stays unreachable."""
+        """Publish and wait for the confirm; raise ``NotPublished`` if RabbitMQ cannot take it.
+
+        An unroutable notification (no queue bound to the exchange) is logged and dropped, as
+        RabbitMQ would drop it: retrying cannot route it.
+        """
         properties = pika.BasicProperties(
             content_type="application/json",
             delivery_mode=pika.DeliveryMode.Persistent,
             headers={"minio-bucket": bucket, "minio-event": event_name},
         )
-        error: AMQPError | None = None
         with self._lock:
-            for attempt in range(1, self.attempts + 1):
+            for reconnected in (False, True):
                 try:
                     self._ready_channel().basic_publish(
                         self.exchange, "", body, properties, mandatory=True
@@ -65,24 +61,13 @@ class AmqpPublisher:
                 except UnroutableError:
                     log.warning(
                         "notification for %s/%s unroutable: no queue is bound to exchange %s",
-                        bucket,
-                        key,
-                        self.exchange,
+                        *(bucket, key, self.exchange),
                     )
                     return
                 except AMQPError as exc:
                     self._drop()
-                    error = exc
-                    if attempt < self.attempts:
-                        log.warning("publish attempt %d failed: %r; retrying", attempt, exc)
-                        time.sleep(self.retry_delay * attempt)
-            log.error(
-                "notification lost, RabbitMQ unreachable (bucket=%s key=%s event=%s): %r",
-                bucket,
-                key,
-                event_name,
-                error,
-            )
+                    if reconnected:
+                        raise NotPublished(f"RabbitMQ unreachable: {exc!r}") from exc
 
     def keep_alive(self) -> None:
         """Answer RabbitMQ's heartbeats while idle; forget the connection if it dropped."""

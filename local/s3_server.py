@@ -16,6 +16,10 @@ length and digests, and ``If-None-Match: *``; refusals are S3 XML errors with Mi
 Browsers on the origins of ``FILEPIPE_ALLOWED_ORIGINS`` get CORS (``local.s3_cors``).
 Multipart completion and GetObject run in bounded memory (``local.s3_large_objects``), so objects
 of many GiB go through.
+
+A notification RabbitMQ cannot take is kept in a queue directory and resent once RabbitMQ is
+back, as MinIO's ``queue_dir`` (``local.s3_queue``): ``--queue-dir`` or ``FILEPIPE_S3_QUEUE_DIR``
+(default ``.local/s3/queue``), one subdirectory per exchange.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import signal
 import threading
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from moto.core.models import DEFAULT_ACCOUNT_ID
@@ -45,10 +50,13 @@ from local.s3_auth import Authenticator
 from local.s3_cors import CorsApp
 from local.s3_guard import GuardApp
 from local.s3_notifier import Clock, NotifyingApp
+from local.s3_queue import QueuedPublisher
 
 log = logging.getLogger("local.s3_server")
 
 PORT = "FILEPIPE_S3_PORT"
+QUEUE_DIR = "FILEPIPE_S3_QUEUE_DIR"
+DEFAULT_QUEUE_DIR = Path(".local/s3/queue")
 MINIO_ROOT_USER = "minioadmin"
 MINIO_ROOT_PASSWORD = "minioadmin"  # noqa: S105 (MinIO's documented default)
 KEEP_ALIVE_INTERVAL = 10.0
@@ -59,6 +67,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m local.s3_server", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=None, help=f"default: ${PORT}, else 9000")
+    parser.add_argument(
+        "--queue-dir",
+        type=Path,
+        default=None,
+        help=f"default: ${QUEUE_DIR}, else {DEFAULT_QUEUE_DIR}",
+    )
     args = parser.parse_args(argv)
     configure_logging("INFO", "s3")  # masks presigned URLs' signatures
     json_output.capture("s3")
@@ -69,9 +83,11 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     create_bucket(settings.s3_bucket, settings.s3_region)
     endpoint = f"http://{args.host}:{port}"
-    publisher = AmqpPublisher(
+    amqp = AmqpPublisher(
         settings.amqp_url, settings.s3_notify_exchange, timeout=settings.publish_timeout
     )
+    queue_dir = args.queue_dir or Path(os.environ.get(QUEUE_DIR) or DEFAULT_QUEUE_DIR)
+    publisher = QueuedPublisher(amqp, queue_dir / settings.s3_notify_exchange)
     access_key, secret = credentials(settings)
     guard = GuardApp(
         s3_large_objects.create_app(),
@@ -86,21 +102,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     serving = threading.Thread(target=server.serve_forever, name="s3-http")
+    publisher.start()
     serving.start()
     log.info(
-        "S3 on %s, bucket %s, access key %s, notifications to exchange %s",
-        endpoint,
-        settings.s3_bucket,
-        access_key,
-        settings.s3_notify_exchange,
+        "S3 on %s, bucket %s, access key %s, notifications to exchange %s (queue %s, %d waiting)",
+        *(endpoint, settings.s3_bucket, access_key, settings.s3_notify_exchange),
+        *(queue_dir, len(publisher.backlog())),
     )
     while not stop.wait(KEEP_ALIVE_INTERVAL):
-        publisher.keep_alive()
+        amqp.keep_alive()
     log.info("stopping")
     server.shutdown()
     serving.join()
     server.server_close()
-    publisher.close()
+    publisher.stop()
+    amqp.close()
 
 
 def credentials(settings: Settings) -> tuple[str, str]:
