@@ -68,7 +68,7 @@ def forwarding(port: int, target: tuple[str, int] = RABBITMQ) -> Iterator[None]:
 
 def drain(queue: str) -> list[tuple[Any, bytes]]:
     """Take every message of ``queue``: (properties, body), in order."""
-    taken = []
+    taken: list[tuple[Any, bytes]] = []
     with amqp_channel() as channel:
         while True:
             method, properties, body = channel.basic_get(queue, auto_ack=True)
