@@ -7,7 +7,8 @@ object), and never for UploadPart or bucket operations. ``install_hook`` wraps t
 that, during a request this middleware handles, each call is recorded for the request's thread;
 the last event per object wins, so a completed multipart upload notifies once.
 
-Once moto has answered, and only if its status is 2xx, the middleware builds the notification
+Once moto has answered, and only if its status is 2xx, each created object is handed to the
+``Keeper`` (``local.s3_store`` writes it to disk) and then the middleware builds the notification
 (``local.minio_events``) and publishes it, before the response leaves, so a client that sees its
 200 knows the notification is on RabbitMQ. Size, ETag and content type come from the ``FakeKey``
 moto passed to the hook, read after moto finished the request (it sets metadata after storing):
@@ -55,6 +56,12 @@ class Publisher(Protocol):
     def publish(self, body: bytes, *, bucket: str, key: str, event_name: str) -> None: ...
 
 
+class Keeper(Protocol):
+    """Keeps a created object (durably) before it is announced."""
+
+    def save(self, bucket: str, key: FakeKey) -> None: ...
+
+
 class Clock:
     """Unix time in nanoseconds, strictly increasing across threads (MinIO's ids and sequencer)."""
 
@@ -100,10 +107,16 @@ class NotifyingApp:
     """Publishes a MinIO notification for each object a successful request created."""
 
     def __init__(
-        self, app: WSGIApplication, publisher: Publisher, origin: Origin, clock: Clock
+        self,
+        app: WSGIApplication,
+        publisher: Publisher,
+        origin: Origin,
+        clock: Clock,
+        keeper: Keeper | None = None,
     ) -> None:
         install_hook()
         self.app = app
+        self.keeper = keeper
         self.publisher = publisher
         self.origin = origin
         self.clock = clock
@@ -128,6 +141,8 @@ class NotifyingApp:
                 principal=str(environ.get(PRINCIPAL_KEY, PRINCIPAL)),
             )
             for (bucket, _), (event_name, key) in created.items():
+                if self.keeper is not None:
+                    self.keeper.save(bucket, key)
                 self._notify(event_name, bucket, key, request)
         return response
 

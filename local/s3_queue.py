@@ -18,12 +18,12 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from local.durable import fsync_directory, write_atomically
 from local.s3_amqp import NotPublished
 from local.s3_notifier import Publisher
 
@@ -110,14 +110,7 @@ class QueuedPublisher:
 
     def _write(self, queued: Queued) -> None:
         self._last_name = max(time.time_ns(), self._last_name + 1)
-        final = self._directory / f"{self._last_name:020d}{SUFFIX}"
-        temporary = final.with_suffix(".tmp")
-        with temporary.open("wb") as file:
-            file.write(queued.encode())
-            file.flush()
-            os.fsync(file.fileno())
-        temporary.rename(final)
-        _fsync_directory(self._directory)
+        write_atomically(self._directory / f"{self._last_name:020d}{SUFFIX}", queued.encode())
 
     def _run(self) -> None:
         delay = self._first_delay
@@ -142,7 +135,7 @@ class QueuedPublisher:
                     queued = Queued.decode(path.read_bytes())
                 except (ValueError, KeyError) as exc:
                     log.error("dropped unreadable queued notification %s: %s", path.name, exc)
-                    path.unlink()
+                    path.unlink(missing_ok=True)
                     continue
                 try:
                     self._target.publish(
@@ -154,16 +147,7 @@ class QueuedPublisher:
                 except NotPublished as exc:
                     log.warning("%d queued notification(s) wait: %s", len(backlog), exc)
                     return False
-                path.unlink()
-                _fsync_directory(self._directory)
+                path.unlink(missing_ok=True)
+                fsync_directory(self._directory)
             log.info("resent queued notification for %s/%s", queued.bucket, queued.key)
         return True
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make a rename or unlink in ``directory`` durable."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

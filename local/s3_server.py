@@ -19,7 +19,9 @@ of many GiB go through.
 
 A notification RabbitMQ cannot take is kept in a queue directory and resent once RabbitMQ is
 back, as MinIO's ``queue_dir`` (``local.s3_queue``): ``--queue-dir`` or ``FILEPIPE_S3_QUEUE_DIR``
-(default ``.local/s3/queue``), one subdirectory per exchange.
+(default ``.local/s3/queue``), one subdirectory per exchange. Objects are kept on disk
+(``local.s3_store``) in ``--data-dir`` or ``FILEPIPE_S3_DATA_DIR`` (default ``.local/s3/data``)
+and loaded back at start-up, so they survive a restart.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from werkzeug.serving import make_server
 from filepipe.config import Settings
 from filepipe.logs import configure_logging
 from filepipe.origins import AllowedOrigins
-from local import json_output, s3_large_objects
+from local import json_output, s3_large_objects, s3_store
 from local.minio_events import Origin
 from local.s3_amqp import AmqpPublisher
 from local.s3_auth import Authenticator
@@ -51,12 +53,15 @@ from local.s3_cors import CorsApp
 from local.s3_guard import GuardApp
 from local.s3_notifier import Clock, NotifyingApp
 from local.s3_queue import QueuedPublisher
+from local.s3_store import ObjectStore
 
 log = logging.getLogger("local.s3_server")
 
 PORT = "FILEPIPE_S3_PORT"
 QUEUE_DIR = "FILEPIPE_S3_QUEUE_DIR"
 DEFAULT_QUEUE_DIR = Path(".local/s3/queue")
+DATA_DIR = "FILEPIPE_S3_DATA_DIR"
+DEFAULT_DATA_DIR = Path(".local/s3/data")
 MINIO_ROOT_USER = "minioadmin"
 MINIO_ROOT_PASSWORD = "minioadmin"  # noqa: S105 (MinIO's documented default)
 KEEP_ALIVE_INTERVAL = 10.0
@@ -73,6 +78,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=None,
         help=f"default: ${QUEUE_DIR}, else {DEFAULT_QUEUE_DIR}",
     )
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help=f"default: ${DATA_DIR}, else {DEFAULT_DATA_DIR}"
+    )
     args = parser.parse_args(argv)
     configure_logging("INFO", "s3")  # masks presigned URLs' signatures
     json_output.capture("s3")
@@ -81,7 +89,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     configure_logging(settings.log_level)
     logging.getLogger("pika").setLevel(logging.CRITICAL)  # its failures are logged here
 
+    store = ObjectStore(args.data_dir or Path(os.environ.get(DATA_DIR) or DEFAULT_DATA_DIR))
+    s3_store.install(store)
     create_bucket(settings.s3_bucket, settings.s3_region)
+    loaded = store.load(_backend(), settings.s3_region)
     endpoint = f"http://{args.host}:{port}"
     amqp = AmqpPublisher(
         settings.amqp_url, settings.s3_notify_exchange, timeout=settings.publish_timeout
@@ -95,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         object_exists,
     )
     cors = CorsApp(guard, AllowedOrigins(settings.allowed_origins), region=settings.s3_region)
-    app = NotifyingApp(cors, publisher, Origin(endpoint, str(uuid.uuid4())), Clock())
+    app = NotifyingApp(cors, publisher, Origin(endpoint, str(uuid.uuid4())), Clock(), store)
     server = make_server(args.host, port, app, threaded=True, request_handler=MotoRequestHandler)
 
     stop = threading.Event()
@@ -105,9 +116,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     publisher.start()
     serving.start()
     log.info(
-        "S3 on %s, bucket %s, access key %s, notifications to exchange %s (queue %s, %d waiting)",
-        *(endpoint, settings.s3_bucket, access_key, settings.s3_notify_exchange),
-        *(queue_dir, len(publisher.backlog())),
+        "S3 on %s, bucket %s, access key %s, %d object(s) in %s, notifications to exchange %s "
+        "(queue %s, %d waiting)",
+        *(endpoint, settings.s3_bucket, access_key, loaded, store.directory),
+        *(settings.s3_notify_exchange, queue_dir, len(publisher.backlog())),
     )
     while not stop.wait(KEEP_ALIVE_INTERVAL):
         amqp.keep_alive()

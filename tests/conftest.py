@@ -69,8 +69,12 @@ def conn(database_url: str) -> Iterator[psycopg.Connection[dict[str, Any]]]:
 
 
 @pytest.fixture(scope="session")
-def s3_env() -> dict[str, str]:
+def s3_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    local_state = tmp_path_factory.mktemp("s3-state")
     return {
+        # the local S3's objects and queued notifications: this session's, not the worktree's
+        "FILEPIPE_S3_DATA_DIR": str(local_state / "data"),
+        "FILEPIPE_S3_QUEUE_DIR": str(local_state / "queue"),
         "FILEPIPE_S3_BUCKET": "uploads",
         "FILEPIPE_S3_REGION": "us-east-1",
         "FILEPIPE_S3_ACCESS_KEY_ID": "filepipe-test",

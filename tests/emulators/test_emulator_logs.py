@@ -97,13 +97,20 @@ def test_s3_server_output_is_json_with_rabbitmq_unreachable(
 ) -> None:
     port = free_port()
     output = tmp_path / "s3.log"
-    env = {**s3_env, "FILEPIPE_AMQP_URL": f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F"}
+    env = {
+        **s3_env,
+        "FILEPIPE_AMQP_URL": f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F",
+        "FILEPIPE_S3_QUEUE_DIR": str(tmp_path / "queue"),
+    }
     with running(["-m", "local.s3_server", "--port", str(port)], port=port, env=env, output=output):
         reset_mid_request(port)
         settings = Settings.from_env(
             {**env, "FILEPIPE_S3_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
         )
         create_s3_client(settings).put_object(Bucket="uploads", Key="logs/a.txt", Body=b"a")
-        wait_until(lambda: logged(output, "logs/a.txt"), what="the notification's fate")
+        wait_until(lambda: logged(output, "queued notification(s) wait"), what="a retry failing")
     lines = records(output)
-    assert any(r.get("function") == "s3" and r["level"] == "ERROR" for r in lines)
+    assert any(
+        r.get("function") == "s3" and "uploads/logs/a.txt queued" in str(r["message"])
+        for r in lines
+    )

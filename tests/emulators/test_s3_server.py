@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -193,9 +194,15 @@ def test_virtual_host_style_put_notifies(
     assert body["Records"][0]["s3"]["object"]["key"] == "vhost%2Fa+b.txt"
 
 
-def test_uploads_succeed_while_rabbitmq_is_unreachable(s3_env: dict[str, str]) -> None:
+def test_uploads_succeed_while_rabbitmq_is_unreachable(
+    s3_env: dict[str, str], tmp_path: Path
+) -> None:
     port = free_port()
-    env = {**s3_env, "FILEPIPE_AMQP_URL": f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F"}
+    env = {
+        **s3_env,
+        "FILEPIPE_AMQP_URL": f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F",
+        "FILEPIPE_S3_QUEUE_DIR": str(tmp_path),  # not the session server's queue
+    }
     with running(["-m", "local.s3_server", "--port", str(port)], port=port, env=env) as proc:
         s3 = client(f"http://127.0.0.1:{port}", env)
         s3.put_object(Bucket="uploads", Key="kept", Body=b"kept")
