@@ -38,6 +38,7 @@ def test_reads_every_variable() -> None:
             "FILEPIPE_PING_INTERVAL": "0",
             "FILEPIPE_BROKER_BACKOFF_SCALE": "0.01",
             "FILEPIPE_BROKER_DELIVERY_TIMEOUT": "2.5",
+            "FILEPIPE_BROKER_MAX_WAITING": "7",
             "FILEPIPE_LOG_LEVEL": "debug",
         }
     )
@@ -51,6 +52,7 @@ def test_reads_every_variable() -> None:
         ping_interval=0.0,
         backoff_scale=0.01,
         delivery_timeout=2.5,
+        max_waiting=7,
         log_level="DEBUG",
     )
 
@@ -63,6 +65,8 @@ def test_reads_every_variable() -> None:
         ("FILEPIPE_PING_INTERVAL", "-1"),
         ("FILEPIPE_BROKER_BACKOFF_SCALE", "nan"),
         ("FILEPIPE_BROKER_DELIVERY_TIMEOUT", "0"),
+        ("FILEPIPE_BROKER_MAX_WAITING", "-1"),
+        ("FILEPIPE_BROKER_MAX_WAITING", "70000"),
         ("FILEPIPE_SUBSCRIBERS", "process"),
         ("FILEPIPE_SUBSCRIBERS", "process=ftp://h"),
     ],
