@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from functools import partial
 
 from local.broker.timers import Timers
 from tests.support.waiting import wait_until
@@ -14,7 +15,7 @@ def test_actions_run_in_the_order_they_fall_due_not_the_order_scheduled() -> Non
     ran: list[str] = []
     try:
         for name, delay in (("late", 0.3), ("early", 0.05), ("middle", 0.15)):
-            assert timers.schedule(delay, lambda name=name: ran.append(name), lambda: None)
+            assert timers.schedule(delay, partial(ran.append, name), lambda: None)
         wait_until(lambda: len(ran) == 3, what="every action")
     finally:
         timers.stop()
