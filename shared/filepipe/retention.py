@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 PRUNE_BATCH = 5000
 PRUNE_BATCHES = 10
 
-_PRUNABLE = {
+SEARCHES = {
     "events": "SELECT ctid FROM events WHERE published_at < %(before)s"
     " ORDER BY published_at LIMIT %(limit)s",
     "processing_logs": "SELECT ctid FROM processing_logs WHERE created_at < %(before)s"
@@ -50,7 +50,7 @@ class Pruned:
 
 def prune_history(pool: ConnectionPool[Any], before: datetime) -> Pruned:
     """Remove up to ``PRUNE_BATCH * PRUNE_BATCHES`` rows older than ``before`` per table."""
-    counts = {table: _prune(pool, table, search, before) for table, search in _PRUNABLE.items()}
+    counts = {table: _prune(pool, table, search, before) for table, search in SEARCHES.items()}
     return Pruned(**counts)
 
 
