@@ -199,3 +199,35 @@ def test_each_tenant_is_served_in_turn_oldest_first(
     expected = [hogs[0], smalls[0], hogs[1], smalls[1], *hogs[2:]]
     assert mine == [row["id"] for row in expected]
     assert len(bounded) == 3
+
+
+def test_an_upload_under_way_is_looked_at_in_turn_and_expired_as_soon_as_its_url_is(
+    conn: Conn, rt: Runtime, make_tenant: Callable[[], tuple[str, str]]
+) -> None:
+    tenant, _ = make_tenant()
+    row = add_file(conn, tenant, created_at=ago(100))  # PENDING, its URL valid 15 min
+
+    reconcile(rt)
+
+    looked = conn.execute("SELECT status, checked_at FROM files WHERE id = %s", (row["id"],))
+    found = looked.fetchone()
+    assert found is not None and found["status"] == "PENDING"
+    assert found["checked_at"] is not None
+    with rt.pool.connection() as pooled:
+        due = store.unsettled(
+            pooled,
+            datetime.now(UTC),
+            grace=timedelta(seconds=60),
+            stuck_after=timedelta(seconds=120),
+            limit=10_000,
+        )
+    assert row["id"] not in {file.id for file in due}  # looked at: not again before 120 s
+
+    conn.execute(
+        "UPDATE files SET upload_expires_at = now() - interval '2 minutes' WHERE id = %s",
+        (row["id"],),
+    )
+    reconcile(rt)
+
+    expired = conn.execute("SELECT status FROM files WHERE id = %s", (row["id"],))
+    assert expired.fetchone() == {"status": "EXPIRED"}

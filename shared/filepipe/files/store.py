@@ -54,7 +54,8 @@ SELECT files.* FROM files JOIN (
       AND updated_at < %(now)s - CASE WHEN status = 'PENDING' THEN %(grace)s
                                       ELSE %(stuck_after)s * 2 ^ least(dead_letters, %(cap)s) END
       AND (checked_at IS NULL
-           OR checked_at < %(now)s - %(stuck_after)s * 2 ^ least(dead_letters, %(cap)s))
+           OR checked_at < %(now)s - %(stuck_after)s * 2 ^ least(dead_letters, %(cap)s)
+           OR status = 'PENDING' AND upload_expires_at < %(now)s - %(grace)s)
 ) AS due USING (id)
 ORDER BY due.turn, due.updated_at, due.id
 LIMIT %(limit)s
@@ -269,8 +270,9 @@ def unsettled(
     tenants in turns (one tenant's backlog cannot starve another's).
 
     Due: PENDING unchanged for ``grace``, UPLOADED or PROCESSING unchanged for ``stuck_after``
-    times ``2 ** dead_letters`` (capped), and not re-driven within that time either
-    (``checked_at`` notes a re-drive).
+    times ``2 ** dead_letters`` (capped), and not looked at within that time either
+    (``checked_at`` notes a re-drive, or a look at a PENDING file still being uploaded), unless
+    a PENDING file's upload URL expired more than ``grace`` ago (to expire it at once).
     """
     params = {
         "now": now,
@@ -291,7 +293,7 @@ def least_recently_checked(conn: Connection[Any], limit: int) -> list[FileRow]:
 
 
 def mark_checked(conn: Connection[Any], file_ids: list[uuid.UUID]) -> None:
-    """Note that reconcile has just seen the files' objects in storage (no state change)."""
+    """Note that reconcile has just looked at the files' objects (no state change)."""
     conn.execute("UPDATE files SET checked_at = now() WHERE id = ANY(%s)", (file_ids,))
 
 

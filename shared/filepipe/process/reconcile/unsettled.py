@@ -10,9 +10,11 @@ per run) and each is settled or driven on by what storage holds:
   object is gone: MISSING (``file.missing``); created more than ``process_give_up`` seconds ago:
   FAILED (``file.failed``) with the last cause recorded; else re-driven.
 
-A re-drive is noted in ``checked_at`` (storage had the object then) and the next one waits
-``stuck_after * 2 ** dead_letters`` (capped), so a file whose cause persists is retried less and
-less often until it is given up, and a notification already queued is not doubled every run.
+Each re-drive, and each look at a PENDING file still being uploaded, is noted in ``checked_at``,
+and the file is looked at again only ``stuck_after * 2 ** dead_letters`` (capped) later: a file
+whose cause persists is retried less and less often until it is given up, a notification
+already queued is not doubled every run, and a tenant's many open uploads are looked at in turn
+rather than the oldest ones every run.
 """
 
 from __future__ import annotations
@@ -65,26 +67,36 @@ def settle_unsettled(rt: Runtime, now: datetime) -> Settled:
             limit=rt.settings.reconcile_batch,
         )
     counts = {"redriven": 0, "expired": 0, "missing": 0, "gave_up": 0}
-    for file in files:
-        stored = head(rt, file)
-        if file.status is Status.PENDING:
-            if stored is not None:
-                counts["redriven"] += _redrive(rt, file, stored)
-            elif file.upload_expires_at < now - grace:
-                counts["expired"] += _expire(rt, file)
-        elif stored is None:
-            counts["missing"] += 0 if mark_missing(rt, file, source=SOURCE) is None else 1
-        elif now - file.created_at > timedelta(seconds=rt.settings.process_give_up):
-            counts["gave_up"] += _give_up(rt, file, now)
-        else:
-            counts["redriven"] += _redrive(rt, file, stored)
+    looked_at = []
+    try:
+        for file in files:
+            stored = head(rt, file)
+            if file.status is Status.PENDING and stored is None:
+                if file.upload_expires_at < now - grace:
+                    counts["expired"] += _expire(rt, file)
+                else:
+                    looked_at.append(file.id)  # still uploading: look again after stuck_after
+            elif stored is None:
+                counts["missing"] += 0 if mark_missing(rt, file, source=SOURCE) is None else 1
+            elif file.status is not Status.PENDING and _given_up(rt, file, now):
+                counts["gave_up"] += _give_up(rt, file, now)
+            elif _redrive(rt, file, stored):
+                counts["redriven"] += 1
+                looked_at.append(file.id)
+    finally:
+        with rt.pool.connection() as conn:
+            store.mark_checked(conn, looked_at)
     return Settled(**counts)
 
 
+def _given_up(rt: Runtime, file: FileRow, now: datetime) -> bool:
+    return now - file.created_at > timedelta(seconds=rt.settings.process_give_up)
+
+
 def redrive_id(file: FileRow) -> str:
-    """The id of the notification re-driven for ``file`` as last read: another one for each
-    version and each re-drive (``checked_at`` moves with each), the same if a run is repeated
-    before it could note its re-drive."""
+    """The id of the notification re-driven for ``file`` as last read (pure): another one for
+    each version and each re-drive (``checked_at`` moves with each), the same if a run is
+    repeated before it could note its re-drive."""
     previous = file.checked_at.isoformat() if file.checked_at else "-"
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"redrive:{file.id}:{file.version}:{previous}"))
 
@@ -111,8 +123,6 @@ def _redrive(rt: Runtime, file: FileRow, stored: dict[str, Any]) -> int:
     except PublishError as exc:
         log.warning("re-drive not published", extra={"file_id": str(file.id), "error": str(exc)})
         return 0
-    with rt.pool.connection() as conn:
-        store.mark_checked(conn, [file.id])
     log.info(
         "notification re-driven",
         extra={"file_id": str(file.id), "status": file.status, "dead_letters": file.dead_letters},
