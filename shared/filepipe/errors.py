@@ -12,6 +12,7 @@
         ├── NotFound               404
         ├── MethodNotAllowed       405
         ├── Conflict               409
+        ├── Gone                   410
         ├── PayloadTooLarge        413
         ├── UriTooLong             414
         ├── UnsupportedMediaType   415
@@ -102,6 +103,11 @@ class MethodNotAllowed(ProblemError):
 class Conflict(ProblemError):
     status = 409
     title = "Conflict"
+
+
+class Gone(ProblemError):
+    status = 410
+    title = "Gone"
 
 
 class PayloadTooLarge(ProblemError):

@@ -8,7 +8,7 @@ and published after commit. Spec: https://github.com/cloudevents/spec/blob/v1.0.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -72,16 +72,34 @@ class Event:
 
 
 class Publisher:
-    """POSTs CloudEvents in binary mode to the broker ingress (``K_SINK``)."""
+    """POSTs CloudEvents in binary mode to the broker ingress (``K_SINK``).
+
+    ``on_failure`` is called (it must not block) whenever an event is not accepted: the runtime
+    wakes its republisher with it (``filepipe.files.republisher``).
+    """
 
     def __init__(
-        self, sink: str, *, timeout: float = 5.0, session: requests.Session | None = None
+        self,
+        sink: str,
+        *,
+        timeout: float = 5.0,
+        session: requests.Session | None = None,
+        on_failure: Callable[[], None] | None = None,
     ) -> None:
         self.sink = sink
         self.timeout = timeout
         self.session = session or requests.Session()
+        self.on_failure = on_failure
 
     def publish(self, event: Event) -> None:
+        try:
+            self._post(event)
+        except PublishError:
+            if self.on_failure is not None:
+                self.on_failure()
+            raise
+
+    def _post(self, event: Event) -> None:
         headers, body = to_binary(event.to_cloudevent())
         try:
             response = self.session.post(

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from filepipe.errors import FilepipeError
-from filepipe.storage import PresignedUpload, presign_body
+from filepipe.storage import PresignedUpload, head_object, presign_body
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -153,13 +153,7 @@ def open_uploads(client: S3Client, *, bucket: str) -> Iterator[OpenUpload]:
 
 def object_exists(client: S3Client, *, bucket: str, key: str) -> bool:
     """Whether ``key`` holds an object (so an upload to it that is not open was completed)."""
-    try:
-        client.head_object(Bucket=bucket, Key=key)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-            return False
-        raise
-    return True
+    return head_object(client, bucket, key) is not None
 
 
 @contextmanager

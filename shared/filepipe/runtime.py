@@ -21,6 +21,7 @@ from filepipe import metrics, telemetry
 from filepipe.config import Settings
 from filepipe.db import create_pool
 from filepipe.events import Publisher
+from filepipe.files.republisher import Republisher
 from filepipe.logs import configure_logging
 from filepipe.storage import COMPLETION_READ_TIMEOUT, create_s3_client
 
@@ -72,11 +73,25 @@ class Runtime:
 
     @cached_property
     def publisher(self) -> Publisher | None:
+        """Publishes to ``K_SINK``; a failure wakes the republisher."""
         if not self.settings.k_sink:
             return None
-        return Publisher(self.settings.k_sink, timeout=self.settings.publish_timeout)
+        return Publisher(
+            self.settings.k_sink,
+            timeout=self.settings.publish_timeout,
+            on_failure=lambda: self.republisher.wake(),
+        )
+
+    @cached_property
+    def republisher(self) -> Republisher:
+        """Retries the outbox in the background after a failed publish (its thread starts on
+        the first failure)."""
+        assert self.publisher is not None, "nothing to republish without K_SINK"
+        return Republisher(self.pool, self.publisher, batch=self.settings.reconcile_batch)
 
     def close(self) -> None:
+        if "republisher" in self.__dict__:
+            self.republisher.close()
         self.pool.close()
         if "redis" in self.__dict__:
             self.redis.close()

@@ -16,6 +16,9 @@ The presigned GET signs ``response-content-disposition`` and ``response-content-
 answers with the file's name as an attachment (RFC 6266, with an RFC 8187/5987 UTF-8 name) and the
 detected content type, and any change to them breaks the signature.
 
+``head_object`` tells whether an object exists (``None``: it does not), which reconcile and
+downloads ask of files whose object may have disappeared.
+
 ``remove_object`` deletes an object and aborts every unfinished multipart upload of its key, so
 no byte of it stays stored (parts of an unfinished upload are stored, and billed, until aborted).
 """
@@ -215,6 +218,23 @@ def presign_get(
         HttpMethod="GET",
     )
     return url
+
+
+NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+"""The error codes storage answers a HEAD or GET of a key that holds no object with."""
+
+
+def head_object(client: S3Client, bucket: str, key: str) -> dict[str, Any] | None:
+    """The object's metadata (HeadObject), or ``None`` if ``key`` holds no object.
+
+    botocore's other errors propagate: the caller decides whether they are an outage.
+    """
+    try:
+        return dict(client.head_object(Bucket=bucket, Key=key))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in NOT_FOUND_CODES:
+            return None
+        raise
 
 
 def remove_object(client: S3Client, bucket: str, key: str) -> int:

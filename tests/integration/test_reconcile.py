@@ -84,9 +84,9 @@ def test_an_unpublished_event_is_published(
         timeout=30,
         what="reconcile to publish the event",
     )
-    # presign's attempt failed (its sink is closed) and reconcile's succeeded, in either order:
-    # a load slow enough for reconcile to get there first makes no difference.
-    assert published["attempts"] == 2
+    # presign's attempt failed (its sink is closed), and so may its republisher's retries (to the
+    # same closed sink); reconcile's succeeded.
+    assert published["attempts"] >= 2
 
 
 def test_an_expired_pending_row_without_object_is_expired(

@@ -46,12 +46,13 @@ class _QuietServer(ThreadingHTTPServer):
 class Receiver:
     """A real HTTP server in a thread that records requests and answers as planned per path."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
+        """Listen on ``port`` (any free one by default)."""
         self._lock = threading.Lock()
         self._records: list[Recorded] = []
         self._plans: dict[str, list[Reply]] = {}
         self._rules: dict[str, Callable[[Recorded], Reply | None]] = {}
-        self._server = _QuietServer(("127.0.0.1", 0), self._handler_class())
+        self._server = _QuietServer(("127.0.0.1", port), self._handler_class())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
@@ -142,8 +143,8 @@ class Receiver:
 
 
 @contextmanager
-def receiving() -> Iterator[Receiver]:
-    receiver = Receiver()
+def receiving(port: int = 0) -> Iterator[Receiver]:
+    receiver = Receiver(port)
     try:
         yield receiver
     finally:

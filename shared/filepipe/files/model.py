@@ -94,7 +94,8 @@ class FileRow:
     dead_letters: int = 0
     """How many times the broker gave up on the file's notification (transient causes)."""
     checked_at: datetime | None = None
-    """When reconcile last confirmed a PROCESSED file's object still exists."""
+    """When reconcile last looked at the file's object: found a PROCESSED file's in place,
+    re-drove an unsettled file's notification, or found a PENDING file's not uploaded yet."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", Status(self.status))

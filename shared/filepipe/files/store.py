@@ -4,7 +4,9 @@ Reads load typed rows (``FileRow``, psycopg's ``class_row``). Tenant-scoped read
 an index (``migrations/``): a page of a tenant's files by ``files_tenant_*_created`` in keyset
 order ``created_at DESC, id DESC`` (so a deep page costs what the first one does), a file by its
 primary key, a log by ``processing_logs_file``, DELETED files still to purge by
-``files_deleted_unpurged``.
+``files_deleted_unpurged``. Reconcile's searches have theirs: unsettled files by age
+``files_unsettled_age``, PROCESSED files least recently checked ``files_processed_checked``,
+settled files whose object outlived its retention ``files_retained_objects``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg import Connection, sql
@@ -40,6 +42,45 @@ UNPURGED_STATEMENT = (
     " AND (purged_at IS NULL OR purged_at <= upload_expires_at)"  # files_deleted_unpurged's
     " AND (purged_at IS NULL OR upload_expires_at < %s)"
     " ORDER BY deleted_at LIMIT %s"
+)
+
+UNSETTLED_STATEMENT = """
+SELECT files.* FROM files JOIN (
+    SELECT id, updated_at,
+           row_number() OVER (PARTITION BY tenant ORDER BY updated_at, id) AS turn
+    FROM files
+    WHERE status IN ('PENDING', 'UPLOADED', 'PROCESSING')
+      AND updated_at < %(quiet_since)s
+      AND updated_at < %(now)s - CASE WHEN status = 'PENDING' THEN %(grace)s
+                                      ELSE %(stuck_after)s * 2 ^ least(dead_letters, %(cap)s) END
+      AND (checked_at IS NULL
+           OR checked_at < %(now)s - %(stuck_after)s * 2 ^ least(dead_letters, %(cap)s)
+           OR status = 'PENDING' AND upload_expires_at < %(now)s - %(grace)s)
+) AS due USING (id)
+ORDER BY due.turn, due.updated_at, due.id
+LIMIT %(limit)s
+"""
+"""Unsettled files reconcile looks at (``unsettled``): the range scan of ``files_unsettled_age``
+up to ``quiet_since``, then each file's own deadline; each tenant's oldest first, in turns."""
+
+BACKOFF_CAP = 5
+"""A file waits ``stuck_after * 2 ** min(dead_letters, BACKOFF_CAP)`` between re-drives."""
+
+RETAINED_STATUSES = frozenset(
+    {Status.REJECTED, Status.EXPIRED, Status.FAILED, Status.CANCELLED, Status.MISSING}
+)
+"""Settled statuses whose object is removed once ``object_retention`` has passed (the
+predicate of ``files_retained_objects``)."""
+
+RETAINED_STATEMENT = (
+    "SELECT * FROM files"
+    " WHERE status IN ('REJECTED', 'EXPIRED', 'FAILED', 'CANCELLED', 'MISSING')"
+    " AND purged_at IS NULL AND updated_at < %(settled_before)s AND upload_expires_at < %(now)s"
+    " ORDER BY updated_at LIMIT %(limit)s"
+)
+
+UNCHECKED_STATEMENT = (
+    "SELECT * FROM files WHERE status = 'PROCESSED' ORDER BY checked_at NULLS FIRST LIMIT %s"
 )
 
 
@@ -217,14 +258,54 @@ def get(conn: Connection[Any], tenant: str, file_id: uuid.UUID) -> FileRow | Non
     return _one(conn, "SELECT * FROM files WHERE id = %s AND tenant = %s", (file_id, tenant))
 
 
-def pending_since(conn: Connection[Any], before: datetime, limit: int) -> list[FileRow]:
-    """PENDING files created before ``before``, oldest first (for reconcile)."""
+def unsettled(
+    conn: Connection[Any],
+    now: datetime,
+    *,
+    grace: timedelta,
+    stuck_after: timedelta,
+    limit: int,
+) -> list[FileRow]:
+    """Up to ``limit`` unsettled files due for reconcile, each tenant's oldest first and the
+    tenants in turns (one tenant's backlog cannot starve another's).
+
+    Due: PENDING unchanged for ``grace``, UPLOADED or PROCESSING unchanged for ``stuck_after``
+    times ``2 ** dead_letters`` (capped), and not looked at within that time either
+    (``checked_at`` notes a re-drive, or a look at a PENDING file still being uploaded), unless
+    a PENDING file's upload URL expired more than ``grace`` ago (to expire it at once).
+    """
+    params = {
+        "now": now,
+        "quiet_since": now - min(grace, stuck_after),
+        "grace": grace,
+        "stuck_after": stuck_after,
+        "cap": BACKOFF_CAP,
+        "limit": limit,
+    }
     with conn.cursor(row_factory=class_row(FileRow)) as cur:
-        return cur.execute(
-            "SELECT * FROM files WHERE status = 'PENDING' AND created_at < %s"
-            " ORDER BY created_at LIMIT %s",
-            (before, limit),
-        ).fetchall()
+        return cur.execute(UNSETTLED_STATEMENT, params).fetchall()
+
+
+def least_recently_checked(conn: Connection[Any], limit: int) -> list[FileRow]:
+    """Up to ``limit`` PROCESSED files whose object was checked least recently (never first)."""
+    with conn.cursor(row_factory=class_row(FileRow)) as cur:
+        return cur.execute(UNCHECKED_STATEMENT, (limit,)).fetchall()
+
+
+def mark_checked(conn: Connection[Any], file_ids: list[uuid.UUID]) -> None:
+    """Note that reconcile has just looked at the files' objects (no state change)."""
+    conn.execute("UPDATE files SET checked_at = now() WHERE id = ANY(%s)", (file_ids,))
+
+
+def retained_objects(
+    conn: Connection[Any], now: datetime, settled_before: datetime, limit: int
+) -> list[FileRow]:
+    """Up to ``limit`` files of ``RETAINED_STATUSES`` settled before ``settled_before``, whose
+    storage was never purged and whose upload URL has expired (it can create nothing more),
+    longest settled first."""
+    params = {"now": now, "settled_before": settled_before, "limit": limit}
+    with conn.cursor(row_factory=class_row(FileRow)) as cur:
+        return cur.execute(RETAINED_STATEMENT, params).fetchall()
 
 
 def unpurged(conn: Connection[Any], expired_before: datetime, limit: int) -> list[FileRow]:
@@ -235,10 +316,12 @@ def unpurged(conn: Connection[Any], expired_before: datetime, limit: int) -> lis
         return cur.execute(UNPURGED_STATEMENT, (expired_before, limit)).fetchall()
 
 
-def mark_purged(conn: Connection[Any], file_id: uuid.UUID) -> None:
-    """Note that storage has just been cleared of the DELETED file's object and uploads."""
+def mark_purged(conn: Connection[Any], file: FileRow) -> None:
+    """Note that storage has just been cleared of the file's object and uploads (unless the file
+    left the status it was purged in)."""
     conn.execute(
-        "UPDATE files SET purged_at = now() WHERE id = %s AND status = 'DELETED'", (file_id,)
+        "UPDATE files SET purged_at = now() WHERE id = %s AND status = %s",
+        (file.id, file.status.value),
     )
 
 

@@ -154,9 +154,7 @@ def get_file_logs(request: Request, tenant: str, id: uuid.UUID) -> Response:
 def get_file_download(request: Request, tenant: str, id: uuid.UUID) -> Response:
     redirect = download.wants_redirect(request.args.get("redirect"))
     rt = _current().runtime
-    issued = download.issue(
-        rt.pool, rt.s3_presigner, tenant, id, expires_in=rt.settings.download_url_expires
-    )
+    issued = download.issue(rt, tenant, id, expires_in=rt.settings.download_url_expires)
     headers = {"Cache-Control": NO_STORE}
     if redirect:
         return Response(status=302, headers={**headers, "Location": issued.url})

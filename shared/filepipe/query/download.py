@@ -2,7 +2,10 @@
 
 Only a PROCESSED file of the caller's tenant has one (another tenant's or an unknown file is a
 404, a file in any other status a 409 naming it): its bytes were verified, and nothing else has
-been. The URL is a presigned GET (``filepipe.storage.presign_get``) valid for
+been. Storage is asked first (HEAD) whether the object still exists: one that is gone although
+filepipe did not remove it makes the file MISSING (``filepipe.files.missing``, ``file.missing``)
+and the answer a 410 Gone, so a client learns it at once, not from storage's 404 on the URL.
+The URL is a presigned GET (``filepipe.storage.presign_get``) valid for
 ``FILEPIPE_DOWNLOAD_URL_EXPIRES`` seconds, answered as an attachment with the file's name and
 detected content type.
 """
@@ -12,20 +15,17 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
 
-from psycopg_pool import ConnectionPool
-
-from filepipe.errors import BadRequest, Conflict, NotFound
+from filepipe.errors import BadRequest, Conflict, Gone, NotFound
 from filepipe.files import store
-from filepipe.files.model import Status
-from filepipe.storage import presign_get
-
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
+from filepipe.files.missing import mark_missing, object_gone
+from filepipe.files.model import FileRow, Status
+from filepipe.runtime import Runtime
+from filepipe.storage import head_object, presign_get
 
 PARAMETERS = frozenset({"redirect"})
 _FLAGS = {"true": True, "false": False}
+SOURCE = "/filepipe/query"
 
 
 @dataclass(frozen=True)
@@ -48,29 +48,25 @@ def wants_redirect(value: str | None) -> bool:
     return flag
 
 
-def issue(
-    pool: ConnectionPool[Any],
-    presigner: S3Client,
-    tenant: str,
-    file_id: uuid.UUID,
-    *,
-    expires_in: int,
-) -> DownloadUrl:
-    """A download URL of the tenant's PROCESSED file, or ``NotFound`` / ``Conflict``."""
-    with pool.connection() as conn:
-        file = store.get(conn, tenant, file_id)
-    if file is None:
-        raise NotFound(f"no file {file_id}")
-    if file.status is not Status.PROCESSED:
-        raise Conflict(
-            f"file {file_id} is {file.status.value}; only a PROCESSED file can be downloaded",
+def issue(rt: Runtime, tenant: str, file_id: uuid.UUID, *, expires_in: int) -> DownloadUrl:
+    """A download URL of the tenant's PROCESSED file whose object exists; ``NotFound``,
+    ``Conflict`` or ``Gone`` (the object is missing: the file is now MISSING) otherwise.
+
+    botocore's errors from the HEAD propagate (an outage: 503).
+    """
+    file = _downloadable(_load(rt, tenant, file_id))
+    if head_object(rt.s3, file.bucket, file.key) is None:
+        if mark_missing(rt, file, source=SOURCE) is None:
+            _downloadable(_load(rt, tenant, file_id))  # it changed meanwhile: say how
+        raise Gone(
+            f"file {file_id} is MISSING: {object_gone(file)}",
             file_id=str(file_id),
-            file_status=file.status.value,
+            file_status=Status.MISSING.value,
         )
     # X-Amz-Date has whole seconds and is taken after this: the URL lasts at least until then.
     signed_at = datetime.now(UTC).replace(microsecond=0)
     url = presign_get(
-        presigner,
+        rt.s3_presigner,
         bucket=file.bucket,
         key=file.key,
         filename=file.filename,
@@ -78,3 +74,22 @@ def issue(
         expires_in=expires_in,
     )
     return DownloadUrl(url=url, expires_at=signed_at + timedelta(seconds=expires_in))
+
+
+def _load(rt: Runtime, tenant: str, file_id: uuid.UUID) -> FileRow:
+    with rt.pool.connection() as conn:
+        file = store.get(conn, tenant, file_id)
+    if file is None:
+        raise NotFound(f"no file {file_id}")
+    return file
+
+
+def _downloadable(file: FileRow) -> FileRow:
+    """``file`` if it is PROCESSED, else the ``Conflict`` naming its status."""
+    if file.status is not Status.PROCESSED:
+        raise Conflict(
+            f"file {file.id} is {file.status.value}; only a PROCESSED file can be downloaded",
+            file_id=str(file.id),
+            file_status=file.status.value,
+        )
+    return file
