@@ -2,7 +2,7 @@
 -- MISSING: a file whose object disappeared from storage without filepipe removing it.
 -- dead_letters: how many times the broker gave up on the file's notification; transient causes
 -- leave the file to reconcile until process_max_dead_letters or process_give_up.
--- checked_at: when reconcile last confirmed a PROCESSED file's object still exists.
+-- checked_at: when reconcile last looked at the file's object (PROCESSED: still exists).
 -- purged_at (0009) now also records the removal of the objects of REJECTED, EXPIRED, FAILED,
 -- CANCELLED and MISSING files after the retention period.
 -- depends: 0011.companion

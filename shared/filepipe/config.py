@@ -167,16 +167,16 @@ class Settings:
     stuck_after: float = 120.0
     """Seconds an UPLOADED or PROCESSING file may stay unchanged before reconcile re-drives it."""
     process_give_up: float = 86400.0
-    """Seconds after its object arrived that a file still unsettled (its causes transient) ends
-    FAILED with the last cause recorded."""
+    """Seconds after it was created that an UPLOADED or PROCESSING file still unsettled (its
+    causes transient) ends FAILED with the last cause recorded."""
     process_max_dead_letters: int = 10
     """Dead letters of one file (each after the broker's retries) before it ends FAILED."""
     missing_check_batch: int = 50
     """PROCESSED files whose object reconcile checks still exists per run (least recently
     checked first); 0 disables the check."""
     object_retention: float = 7 * 86400.0
-    """Seconds the objects of REJECTED, EXPIRED, FAILED, CANCELLED and DELETED files are kept
-    before reconcile removes them."""
+    """Seconds the objects of REJECTED, EXPIRED, FAILED, CANCELLED and MISSING files are kept
+    before reconcile removes them (DELETED files' objects go at once)."""
     history_retention: float = 30 * 86400.0
     """Seconds published events, processing logs and webhook deliveries are kept."""
     upload_rate: float = 20.0
