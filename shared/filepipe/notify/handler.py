@@ -4,8 +4,8 @@
   or state. The event is looked up by its id in the outbox (``events``), where the function that
   made the change recorded it; one that is not there is forged or foreign and is dropped. What
   the outbox holds (tenant, file, data) is then published on Redis for the WebSocket gateway
-  (``filepipe.notify.realtime``, best-effort, never raises) and queued for that tenant's
-  webhooks with their first attempts made at once (``filepipe.notify.webhooks``);
+  (``filepipe.notify.realtime``: once per event id, best-effort, never raises) and queued for
+  that tenant's webhooks with their first attempts made at once (``filepipe.notify.webhooks``);
 - ``dev.knative.sources.ping`` (PingSource ``webhook-retries``): retry due webhook deliveries.
 Anything else is logged and acknowledged. A PostgreSQL failure raises, so the broker redelivers
 the event; re-queuing it is idempotent.
@@ -54,5 +54,5 @@ def handle(event: CloudEvent) -> None:
     attributes = {"cloudevents.event_id": trusted.id, "cloudevents.event_type": trusted.type}
     with telemetry.span_from(f"notify {trusted.type}", trusted.traceparent, attributes=attributes):
         cloud_event = trusted.to_cloudevent()
-        realtime.publish(rt.redis, cloud_event)
+        realtime.publish(rt.redis, cloud_event, ttl=rt.settings.realtime_dedupe_ttl)
         deliver_event(rt.pool, rt.settings, cloud_event)
