@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 
 PING_SWEEP_LIMIT = 1000
 PING_SWEEP_BUDGET = 20.0
-"""Seconds a ping's sweep may take (attempts then left wait for the next ping)."""
+"""Seconds a ping's sweep may take (attempts then left wait for the next ping); at least one
+attempt's deadline (``webhook_timeout``), or no attempt could start."""
 
 
 @logs.bound()
@@ -36,7 +37,8 @@ def handle(event: CloudEvent) -> None:
     rt = runtime.current()
     event_type = event["type"]
     if event_type == PING:
-        made = sweep(rt.pool, rt.settings, limit=PING_SWEEP_LIMIT, budget=PING_SWEEP_BUDGET)
+        budget = max(PING_SWEEP_BUDGET, rt.settings.webhook_timeout)
+        made = sweep(rt.pool, rt.settings, limit=PING_SWEEP_LIMIT, budget=budget)
         log.info("webhook retries swept", extra={"attempts": made})
         return
     if event_type not in EVENT_TYPES:

@@ -96,9 +96,9 @@ def publish(
         )
         return False
     try:
-        script = client.register_script(_PUBLISH_ONCE)  # EVALSHA, EVAL when not loaded yet
-        keys = [seen_key(event_id), channel(tenant)]
-        receivers = cast(int, script(keys=keys, args=[body, round(ttl * 1000)]))
+        # EVAL, not EVALSHA: one round trip and one span even on a Redis that just restarted.
+        keys_and_args = (seen_key(event_id), channel(tenant), body, round(ttl * 1000))
+        receivers = cast(int, client.eval(_PUBLISH_ONCE, 2, *keys_and_args))
     except redis.RedisError as exc:
         log.warning(
             "real-time event not published (Redis unavailable)",
