@@ -186,17 +186,19 @@ class _Exchange(http.client.HTTPConnection):
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError("the attempt's deadline passed before connecting")
-        raw = socket.create_connection((self.host, self.port), timeout=remaining)
-        self._hold(raw)
-        if self.target.scheme != "https":
-            self.sock = raw
-            return
-        tls = _tls_context().wrap_socket(
-            raw, server_hostname=self.target.host, do_handshake_on_connect=False
-        )
-        self._hold(tls)
-        tls.do_handshake()
-        self.sock = tls
+        sock = socket.create_connection((self.host, self.port), timeout=remaining)
+        try:
+            self._hold(sock)
+            if self.target.scheme == "https":
+                sock = _tls_context().wrap_socket(
+                    sock, server_hostname=self.target.host, do_handshake_on_connect=False
+                )
+                self._hold(sock)
+                sock.do_handshake()
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
 
     def cut(self) -> None:
         """The deadline passed: end the exchange, wherever it is."""
