@@ -60,6 +60,7 @@ MAX_PENDING_FILES = "FILEPIPE_MAX_PENDING_FILES"
 MAX_PENDING_BYTES = "FILEPIPE_MAX_PENDING_BYTES"
 DB_CHECKOUT_TIMEOUT = "FILEPIPE_DB_CHECKOUT_TIMEOUT"
 WEBHOOK_ENDPOINT_CONCURRENCY = "FILEPIPE_WEBHOOK_ENDPOINT_CONCURRENCY"
+REALTIME_DEDUPE_TTL = "FILEPIPE_REALTIME_DEDUPE_TTL"
 CACHE_TTL = "FILEPIPE_CACHE_TTL"
 CURSOR_SECRET = "FILEPIPE_CURSOR_SECRET"  # noqa: S105 - a variable name
 EVENT_TOKEN = "FILEPIPE_EVENT_TOKEN"  # noqa: S105 - a variable name
@@ -198,11 +199,13 @@ class Settings:
     """Seconds to wait before retry 1, 2, … of a failed webhook delivery (comma list in the
     environment); its length is the number of retries."""
     webhook_timeout: float = 5.0
+    """Seconds one webhook attempt may take in all (connecting, sending, the answer's status
+    and headers): a receiver that trickles bytes is cut at this deadline."""
     webhook_max_failures: int = 20
+    """Consecutive failed deliveries after which an endpoint is disabled."""
     webhook_endpoint_concurrency: int = 2
     """Deliveries to one webhook endpoint in flight at once, per notify process: a slow
     receiver holds at most these, never the others' deliveries."""
-    """Consecutive failed deliveries after which an endpoint is disabled."""
     webhook_allow_loopback: bool = False
     """Development only: let webhooks target loopback addresses (on under ``make up``)."""
     webhook_ports: tuple[str, ...] = ("80", "443")
@@ -214,6 +217,9 @@ class Settings:
     upload_token_secrets: tuple[str, ...] | None = field(default=None, repr=False)
     """HMAC-SHA256 keys of upload tokens (``filepipe.upload_tokens``): the first signs, every one
     verifies (comma list, to rotate); at least 32 bytes each. Unset: no token is made or taken."""
+    realtime_dedupe_ttl: float = 86400.0
+    """Seconds an event id published to the WebSocket gateways is remembered in Redis, so a
+    duplicate notification within that time reaches no client twice."""
     gateway_queue_size: int = 100
     """Events the WebSocket gateway holds for one client; a client further behind is closed."""
     gateway_max_connections_per_tenant: int = 20
@@ -323,6 +329,7 @@ _ENV_NAMES = {
     "webhook_ports": WEBHOOK_PORTS,
     "webhook_secret_keys": WEBHOOK_SECRET_KEYS,
     "upload_token_secrets": UPLOAD_TOKEN_SECRETS,
+    "realtime_dedupe_ttl": REALTIME_DEDUPE_TTL,
     "gateway_queue_size": GATEWAY_QUEUE_SIZE,
     "gateway_max_connections_per_tenant": GATEWAY_MAX_CONNECTIONS_PER_TENANT,
     "allowed_origins": ALLOWED_ORIGINS,
@@ -404,6 +411,8 @@ def _validate(s: Settings) -> None:
          f"must be between {low} (1 KiB) and {high} (64 MiB) bytes"),
         ("publish_timeout", values.positive(s.publish_timeout), "must be a number of seconds > 0"),
         ("webhook_timeout", values.positive(s.webhook_timeout), "must be a number of seconds > 0"),
+        ("realtime_dedupe_ttl", values.positive(s.realtime_dedupe_ttl),
+         "must be a number of seconds > 0"),
         ("lock_ttl", values.positive(s.lock_ttl), "must be a number of seconds > 0"),
         ("stuck_after", values.positive(s.stuck_after), "must be a number of seconds > 0"),
         ("process_give_up", values.positive(s.process_give_up),

@@ -122,9 +122,7 @@ def test_an_upload_is_one_trace_from_presign_to_the_webhook(
         [s for s in named("webhook POST") if attribute(s, "cloudevents.event_id") == event.id],
         "the webhook delivery",
     )
-    publish = one(
-        [s for s in finished if s.name == "PUBLISH" and descends(s, notify, by_id)], "Redis"
-    )
+    publish = one([s for s in finished if s.name == "EVAL" and descends(s, notify, by_id)], "Redis")
 
     assert request.kind == SpanKind.SERVER and request.parent is None
     trace_ids = {

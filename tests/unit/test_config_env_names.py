@@ -84,6 +84,7 @@ def test_every_variable_is_read_and_parsed_into_its_field() -> None:
         "FILEPIPE_WEBHOOK_PORTS": "443,8443",
         "FILEPIPE_WEBHOOK_SECRET_KEYS": "A" * 43 + "=",
         "FILEPIPE_UPLOAD_TOKEN_SECRETS": "u" * 32,
+        "FILEPIPE_REALTIME_DEDUPE_TTL": "24",
         "FILEPIPE_GATEWAY_QUEUE_SIZE": "13",
         "FILEPIPE_GATEWAY_MAX_CONNECTIONS_PER_TENANT": "3",
         "FILEPIPE_ALLOWED_ORIGINS": "https://app.example.com",

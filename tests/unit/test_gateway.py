@@ -11,7 +11,7 @@ from websockets.datastructures import Headers
 from filepipe.config import Settings
 from filepipe.errors import BadRequest, ConfigError, Unauthorized
 from filepipe.notify.gateway import handshake
-from filepipe.notify.gateway.hub import Hub, Subscriber, event_file_id
+from filepipe.notify.gateway.hub import Hub, RecentIds, Subscriber, file_id_of
 
 KEY = "fpk_" + "a" * 43
 
@@ -102,13 +102,33 @@ def test_hub_forgets_closed_and_removed_clients() -> None:
     assert len(hub) == 0
 
 
-def test_event_file_id() -> None:
+def test_file_id_of() -> None:
     file_id = uuid.uuid4()
-    assert event_file_id(json.dumps({"data": {"file_id": str(file_id).upper()}})) == str(file_id)
-    assert event_file_id(json.dumps({"subject": str(file_id), "data": "x"})) == str(file_id)
-    assert event_file_id("not json") is None
-    assert event_file_id(json.dumps({"subject": "nope"})) is None
-    assert event_file_id("[]") is None
+    assert file_id_of({"data": {"file_id": str(file_id).upper()}}) == str(file_id)
+    assert file_id_of({"subject": str(file_id), "data": "x"}) == str(file_id)
+    assert file_id_of({"subject": "nope"}) is None
+    assert file_id_of({}) is None
+
+
+@pytest.mark.parametrize("message", ["not json", "[]"])
+def test_a_client_of_one_file_gets_no_unreadable_message(message: str) -> None:
+    hub = Hub()
+    hub.add(Subscriber("acme", str(uuid.uuid4()), queue_size=2))
+    assert hub.dispatch("acme", message) == 0
+
+
+def test_hub_hands_out_each_event_id_once() -> None:
+    hub = Hub(RecentIds(size=2))
+    client = Subscriber("acme", None, queue_size=8)
+    hub.add(client)
+    first, second, third = (
+        json.dumps({"id": str(uuid.uuid4()), "data": {"tenant": "acme"}}) for _ in range(3)
+    )
+    handed = [hub.dispatch("acme", message) for message in (first, first, second, first)]
+    assert handed == [1, 0, 1, 0]
+    hub.dispatch("acme", third)  # the oldest id (first) is forgotten
+    assert hub.dispatch("acme", first) == 1
+    assert client.queue.qsize() == 4
 
 
 def test_queue_size_setting() -> None:

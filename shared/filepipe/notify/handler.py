@@ -4,8 +4,8 @@
   or state. The event is looked up by its id in the outbox (``events``), where the function that
   made the change recorded it; one that is not there is forged or foreign and is dropped. What
   the outbox holds (tenant, file, data) is then published on Redis for the WebSocket gateway
-  (``filepipe.notify.realtime``, best-effort, never raises) and queued for that tenant's
-  webhooks with their first attempts made at once (``filepipe.notify.webhooks``);
+  (``filepipe.notify.realtime``: once per event id, best-effort, never raises) and queued for
+  that tenant's webhooks with their first attempts made at once (``filepipe.notify.webhooks``);
 - ``dev.knative.sources.ping`` (PingSource ``webhook-retries``): retry due webhook deliveries.
 Anything else is logged and acknowledged. A PostgreSQL failure raises, so the broker redelivers
 the event; re-queuing it is idempotent.
@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 
 PING_SWEEP_LIMIT = 1000
 PING_SWEEP_BUDGET = 20.0
-"""Seconds a ping's sweep may take (attempts then left wait for the next ping)."""
+"""Seconds a ping's sweep may take (attempts then left wait for the next ping); at least one
+attempt's deadline (``webhook_timeout``), or no attempt could start."""
 
 
 @logs.bound()
@@ -36,7 +37,8 @@ def handle(event: CloudEvent) -> None:
     rt = runtime.current()
     event_type = event["type"]
     if event_type == PING:
-        made = sweep(rt.pool, rt.settings, limit=PING_SWEEP_LIMIT, budget=PING_SWEEP_BUDGET)
+        budget = max(PING_SWEEP_BUDGET, rt.settings.webhook_timeout)
+        made = sweep(rt.pool, rt.settings, limit=PING_SWEEP_LIMIT, budget=budget)
         log.info("webhook retries swept", extra={"attempts": made})
         return
     if event_type not in EVENT_TYPES:
@@ -54,5 +56,5 @@ def handle(event: CloudEvent) -> None:
     attributes = {"cloudevents.event_id": trusted.id, "cloudevents.event_type": trusted.type}
     with telemetry.span_from(f"notify {trusted.type}", trusted.traceparent, attributes=attributes):
         cloud_event = trusted.to_cloudevent()
-        realtime.publish(rt.redis, cloud_event)
+        realtime.publish(rt.redis, cloud_event, ttl=rt.settings.realtime_dedupe_ttl)
         deliver_event(rt.pool, rt.settings, cloud_event)

@@ -10,6 +10,12 @@ some: it reconnects and catches up with ``GET /files``.
 A client connected with an upload token gets only the events of files made with that token:
 those whose data carries its ``upload_token_id`` (written from the ``files`` row into the outbox,
 never from anything a client sent).
+
+Each event id reaches a client once. Notify publishes each id once (``filepipe.notify.realtime``,
+guarded in Redis, which also covers gateway restarts and several gateways); as a second line
+the hub remembers the last ``RECENT_IDS`` ids it handed out and drops a repeat, which catches a
+duplicate the Redis guard let through (its marker expired, or Redis lost it) as long as it comes
+within that many events.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import asyncio
 import json
 import logging
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +32,9 @@ from typing import Any
 from filepipe import metrics
 
 log = logging.getLogger(__name__)
+
+RECENT_IDS = 10_000
+"""Event ids a gateway remembers to drop repeats (about 1 MB)."""
 
 
 @dataclass(eq=False)
@@ -65,11 +75,33 @@ class Subscriber:
         return True
 
 
-class Hub:
-    """Subscribers by tenant; ``dispatch`` hands an event to each of the tenant's subscribers."""
+class RecentIds:
+    """The last ``size`` ids seen, oldest forgotten first."""
 
-    def __init__(self) -> None:
+    def __init__(self, size: int = RECENT_IDS) -> None:
+        self.size = size
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def first_time(self, event_id: str) -> bool:
+        """True (and ``event_id`` remembered) unless it is among the last ``size`` ids."""
+        if event_id in self._ids:
+            return False
+        self._ids[event_id] = None
+        if len(self._ids) > self.size:
+            self._ids.popitem(last=False)
+        return True
+
+
+class Hub:
+    """Subscribers by tenant; ``dispatch`` hands an event to each of the tenant's subscribers,
+    once per event id."""
+
+    def __init__(self, recent: RecentIds | None = None) -> None:
         self._tenants: dict[str, set[Subscriber]] = {}
+        self._recent = RecentIds() if recent is None else recent
 
     def __len__(self) -> int:
         return sum(len(subscribers) for subscribers in self._tenants.values())
@@ -92,15 +124,18 @@ class Hub:
     def dispatch(self, tenant: str, message: str) -> int:
         """Offer ``message`` (a structured CloudEvent) to ``tenant``'s subscribers; how many got it.
 
-        Never blocks and never raises for one bad client: a full queue drops that client.
+        An event id handed out lately is not handed out again. Never blocks and never raises for
+        one bad client: a full queue drops that client.
         """
         subscribers = self._tenants.get(tenant)
         if not subscribers:
             return 0
-        file_id: str | None = None
-        token_id: str | None = None
-        if any(s.file_id is not None or s.upload_token_id is not None for s in subscribers):
-            file_id, token_id = event_file_id(message), event_upload_token_id(message)
+        event = _json_object(message)
+        event_id = event.get("id")
+        if isinstance(event_id, str) and not self._recent.first_time(event_id):
+            log.info("repeated real-time event dropped", extra={"event_id": event_id})
+            return 0
+        file_id, token_id = file_id_of(event), _upload_token_id(event)
         delivered = 0
         for subscriber in list(subscribers):
             if subscriber.is_gone() or subscriber.ended.is_set():
@@ -121,17 +156,16 @@ class Hub:
         return delivered
 
 
-def event_file_id(message: str) -> str | None:
+def file_id_of(event: dict[str, Any]) -> str | None:
     """The file id of a structured CloudEvent (``data.file_id``, else ``subject``), normalised."""
-    event = _json_object(message)
     data = event.get("data")
     candidate = data.get("file_id") if isinstance(data, dict) else None
     return _uuid(event.get("subject") if candidate is None else candidate)
 
 
-def event_upload_token_id(message: str) -> str | None:
+def _upload_token_id(event: dict[str, Any]) -> str | None:
     """The ``data.upload_token_id`` of a structured CloudEvent, normalised (``None``: none)."""
-    data = _json_object(message).get("data")
+    data = event.get("data")
     return _uuid(data.get("upload_token_id")) if isinstance(data, dict) else None
 
 

@@ -18,6 +18,11 @@ Design (stateless functions, at-least-once everywhere, all state in PostgreSQL):
 - It then makes the event's first attempts inline and retries up to a few other due rows.
   Rows are claimed with ``FOR UPDATE SKIP LOCKED`` and a lease (``delivery.py``), so concurrent
   notify instances never send the same attempt and a crash only delays a row.
+- Endpoints are isolated: every attempt ends by one deadline (``webhook_timeout``, however
+  slowly the receiver trickles: ``transport.py``), attempts to different endpoints run
+  concurrently, and each endpoint has at most ``webhook_endpoint_concurrency`` in flight per
+  process (``lanes.py``); the rows of an endpoint whose slots are taken are skipped, not waited
+  for, so a slow receiver delays only its own deliveries.
 - Retries are rows whose ``next_attempt_at`` is due: they survive restarts. They are driven by
   every notify invocation and by the ``webhook-retries`` PingSource
   (``knative/eventing/sources.yaml``, a ``dev.knative.sources.ping`` to notify, every minute;
@@ -31,9 +36,9 @@ Design (stateless functions, at-least-once everywhere, all state in PostgreSQL):
   (``encryption.py``); without keys nothing is signed or sent and the API answers 503.
 
 Modules: ``ssrf`` (URL, port and address rules), ``signing`` (secret, payload, headers),
-``encryption`` (secrets at rest), ``transport`` (one pinned POST), ``store`` (endpoints,
-rotation, delivery log), ``delivery`` (the queue, replays), ``api`` (HTTP routes). Errors:
-``errors``.
+``encryption`` (secrets at rest), ``transport`` (one pinned POST by a deadline), ``lanes``
+(per-endpoint slots), ``store`` (endpoints, rotation, delivery log), ``delivery`` (the queue,
+replays), ``api`` (HTTP routes). Errors: ``errors``.
 """
 
 from __future__ import annotations

@@ -2,9 +2,11 @@
 
 - ``enqueue``: one row per (endpoint, event) for every enabled endpoint of the event's tenant
   subscribed to its type; the primary key makes a re-delivered CloudEvent a no-op.
-- ``claim``: takes one due ``pending`` row (``FOR UPDATE SKIP LOCKED``), counts the attempt and
-  moves ``next_attempt_at`` past it (a lease) in one committed statement, so no transaction stays
-  open during HTTP and a worker that dies mid-attempt only delays the row until the lease ends.
+- ``claim``: takes one due ``pending`` row (``FOR UPDATE SKIP LOCKED``) of an endpoint not
+  saturated in this process (``lanes``), counts the attempt and moves ``next_attempt_at`` past
+  it (a lease: the attempt's deadline plus a margin) in one committed statement, so no
+  transaction stays open during HTTP and a worker that dies mid-attempt only delays the row
+  until the lease ends.
 - ``complete``: logs the attempt in ``webhook_deliveries`` and settles the row in one
   transaction (compare-and-set on the attempt number): 2xx → ``delivered``; else retry after the
   next ``webhook_retry_schedule`` delay, or ``failed`` when the schedule is spent or the SSRF
@@ -12,9 +14,14 @@
   ``webhook_max_failures``-th consecutive failed attempt (a success resets the count). Rows of a
   disabled endpoint become ``abandoned``. An attempt not made because the endpoint's secret
   cannot be decrypted is retried but not counted against the endpoint.
+- Attempts run concurrently, on ``WORKERS`` threads per call, each in a slot of its endpoint
+  (``lanes``: at most ``webhook_endpoint_concurrency`` per endpoint and process). A slow
+  endpoint holds only its own slots; its other rows are skipped while they are taken, and the
+  other endpoints' rows are claimed meanwhile. Every attempt ends by ``webhook_timeout``
+  (``transport``), so a call lasts about as long as its slowest attempt.
 - ``sweep`` (the PingSource): first ``encryption.seal_stored`` (plain-text secrets encrypted,
-  expired previous secrets forgotten), then claim-attempt-complete, one row at a time, within a
-  row limit and a time budget.
+  expired previous secrets forgotten), then claim-attempt-complete within a row limit and a time
+  budget: no attempt starts that could end past the budget.
 - ``requeue`` (``POST .../deliveries/{delivery_id}/replay``): a delivered, failed or abandoned
   message back to ``pending``, due now, with the whole retry schedule again (retries count from
   ``retry_base``); the same ``webhook-id``, so receivers dedupe it.
@@ -28,10 +35,12 @@ https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-w
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
 import uuid
 from collections.abc import Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +58,7 @@ from filepipe.errors import Conflict, NotFound
 from filepipe.notify.webhooks import encryption, transport
 from filepipe.notify.webhooks.encryption import SecretBox
 from filepipe.notify.webhooks.errors import SecretUnreadable
+from filepipe.notify.webhooks.lanes import SLOTS, EndpointSlots
 from filepipe.notify.webhooks.signing import payload, signed_headers
 from filepipe.notify.webhooks.store import MAX_ENDPOINTS_PER_TENANT
 from filepipe.telemetry import tracer
@@ -57,13 +67,16 @@ from filepipe.web.bodies import iso
 log = logging.getLogger(__name__)
 
 LEASE_MARGIN = 30.0
-"""Seconds a claimed row stays invisible beyond the attempt's own timeouts."""
+"""Seconds a claimed row stays invisible beyond the attempt's deadline."""
+WORKERS = 8
+"""Attempts one notify call makes at once (on as many threads, started as needed)."""
 
 _CLAIM = """
 WITH due AS (
     SELECT m.endpoint_id, m.event_id
     FROM webhook_messages m JOIN webhook_endpoints e ON e.id = m.endpoint_id
-    WHERE m.state = 'pending' AND e.enabled AND m.next_attempt_at <= now() {only_event}
+    WHERE m.state = 'pending' AND e.enabled AND m.next_attempt_at <= now()
+      AND NOT m.endpoint_id = ANY(%(saturated)s) {only_event}
     ORDER BY m.next_attempt_at
     LIMIT 1
     FOR UPDATE OF m SKIP LOCKED
@@ -131,9 +144,16 @@ def enqueue(pool: ConnectionPool[Any], event: CloudEvent) -> int:
         return int(cursor.rowcount)
 
 
-def claim(pool: ConnectionPool[Any], *, lease: float, event_id: str | None = None) -> Claim | None:
-    """Take the most overdue pending message (of ``event_id`` only, if given), or None."""
-    params = {"lease": lease, "event_id": event_id}
+def claim(
+    pool: ConnectionPool[Any],
+    *,
+    lease: float,
+    event_id: str | None = None,
+    saturated: list[uuid.UUID] | None = None,
+) -> Claim | None:
+    """Take the most overdue pending message (of ``event_id`` only, if given) of an endpoint
+    not in ``saturated``, or None."""
+    params = {"lease": lease, "event_id": event_id, "saturated": saturated or []}
     with pool.connection() as conn, conn.cursor(row_factory=class_row(Claim)) as cur:
         claimed: Claim | None = cur.execute(
             _CLAIM_ANY if event_id is None else _CLAIM_EVENT, params
@@ -298,8 +318,8 @@ def sweep(
     limit: int,
     budget: float | None = None,
 ) -> int:
-    """Seal stored secrets, then attempt due messages one by one, up to ``limit`` attempts or
-    ``budget`` seconds (the PingSource's run). Returns the number of attempts made."""
+    """Seal stored secrets, then attempt due messages, up to ``limit`` attempts, none starting
+    that could end after ``budget`` seconds (the PingSource's run). Returns how many were made."""
     box = _box(settings)
     if box is None:
         return 0
@@ -310,7 +330,8 @@ def sweep(
 def deliver_event(
     pool: ConnectionPool[Any], settings: Settings, event: CloudEvent, *, sweep_limit: int = 5
 ) -> int:
-    """Queue ``event``, make its first attempts, then retry up to ``sweep_limit`` due others.
+    """Queue ``event``, make its first attempts (concurrently, to endpoints with a free slot),
+    then retry up to ``sweep_limit`` due others.
 
     Returns the number of attempts made.
     """
@@ -340,17 +361,57 @@ def _drain(
     limit: int,
     budget: float | None = None,
     event_id: str | None = None,
+    slots: EndpointSlots = SLOTS,
 ) -> int:
-    lease = 2 * settings.webhook_timeout + LEASE_MARGIN
-    deadline = None if budget is None else time.monotonic() + budget
+    """Attempt claimable messages concurrently, up to ``limit`` attempts, starting none that
+    could end after ``budget`` seconds; waits for the attempts it started. Returns how many."""
+    lease = settings.webhook_timeout + LEASE_MARGIN
+    latest_start = None if budget is None else time.monotonic() + budget - settings.webhook_timeout
+
+    def claim_free(saturated: list[uuid.UUID]) -> Claim | None:
+        return claim(pool, lease=lease, event_id=event_id, saturated=saturated)
+
     made = 0
-    while made < limit and (deadline is None or time.monotonic() < deadline):
-        claimed = claim(pool, lease=lease, event_id=event_id)
-        if claimed is None:
-            break
-        complete(pool, settings, claimed, attempt(settings, box, claimed))
-        made += 1
+    running: set[Future[None]] = set()
+    with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="webhook") as workers:
+        try:
+            while made < limit and (latest_start is None or time.monotonic() <= latest_start):
+                claimed = None
+                if len(running) < WORKERS:
+                    claimed = slots.take(settings.webhook_endpoint_concurrency, claim_free)
+                if claimed is None:
+                    if not running:
+                        break
+                    # A worker, or a slot of a saturated endpoint, may be free once one ends.
+                    ended, running = wait(running, return_when=FIRST_COMPLETED)
+                    for attempt_made in ended:
+                        attempt_made.result()  # a PostgreSQL failure raises: see below
+                    continue
+                attempt_in_context = contextvars.copy_context().run  # the trace and log scope
+                running.add(
+                    workers.submit(
+                        attempt_in_context, _deliver, pool, settings, box, claimed, slots
+                    )
+                )
+                made += 1
+        finally:
+            for attempt_made in wait(running).done:
+                attempt_made.result()  # a PostgreSQL failure raises: the broker redelivers
     return made
+
+
+def _deliver(
+    pool: ConnectionPool[Any],
+    settings: Settings,
+    box: SecretBox,
+    claimed: Claim,
+    slots: EndpointSlots,
+) -> None:
+    """One attempt in the claimed endpoint's slot, recorded; the slot is freed after."""
+    try:
+        complete(pool, settings, claimed, attempt(settings, box, claimed))
+    finally:
+        slots.release(claimed.endpoint_id)
 
 
 def requeue(
