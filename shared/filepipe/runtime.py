@@ -47,7 +47,11 @@ class Runtime:
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
         pool = create_pool(
-            settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+            settings.database_url,
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+            checkout_timeout=settings.db_checkout_timeout,
+            wait=False,
         )
         return cls(settings=settings, pool=pool)
 

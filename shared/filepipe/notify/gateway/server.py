@@ -406,7 +406,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.getLogger("websockets").setLevel(max(logging.WARNING, logging.getLogger().level))
     metrics.serve(settings.metrics_port)
     pool = create_pool(
-        settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+        settings.database_url,
+        min_size=settings.db_pool_min,
+        max_size=settings.db_pool_max,
+        checkout_timeout=settings.db_checkout_timeout,
+        wait=False,
     )
     try:
         asyncio.run(run(settings, pool, args.host, port))

@@ -1,0 +1,183 @@
+"""Clean degradation at the HTTP edge: each live function (``python -m filepipe.server``), its
+PostgreSQL, Redis or S3 behind a ``FaultProxy``, answers every request made while a dependency is
+cut with a quick 503 problem+json carrying ``Retry-After``, and the very first request after the
+dependency heals succeeds at once (the pool hands out no dead connection)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from filepipe.config import Settings
+from tests.support.faultproxy import FaultProxy
+from tests.support.files import Conn, add_file, tenants
+from tests.support.processes import running
+from tests.support.waiting import free_port
+
+pytestmark = pytest.mark.integration
+
+QUICKLY = 3.5
+"""Seconds within which an outage is answered (checkout timeout 2 s, plus a loaded machine)."""
+
+FUNCTIONS = {
+    "presign": ("functions/presign/main.py", "presign"),
+    "query": ("functions/query/main.py", "query"),
+    "webhooks": ("functions/notify/main.py", "webhooks"),
+}
+
+
+def _behind(url: str, proxy: FaultProxy) -> str:
+    port = urlsplit(url).port
+    return url.replace(f":{port}", f":{proxy.port}", 1)
+
+
+@pytest.fixture(scope="module")
+def gates(service_env: dict[str, str]) -> Iterator[dict[str, FaultProxy]]:
+    """PostgreSQL, Redis and the S3 server, each behind a proxy of this module."""
+    targets = {
+        "postgres": service_env["FILEPIPE_DATABASE_URL"],
+        "redis": Settings.from_env(service_env).redis_url,
+        "s3": service_env["FILEPIPE_S3_ENDPOINT_URL"],
+    }
+    with ExitStack() as stack:
+        yield {
+            name: stack.enter_context(
+                FaultProxy(urlsplit(url).hostname or "127.0.0.1", urlsplit(url).port or 0)
+            )
+            for name, url in targets.items()
+        }
+
+
+@pytest.fixture(scope="module")
+def live(service_env: dict[str, str], gates: dict[str, FaultProxy]) -> Iterator[dict[str, str]]:
+    """Each HTTP function as a real server whose dependencies go through ``gates``."""
+    env = {
+        **service_env,
+        "FILEPIPE_DATABASE_URL": _behind(service_env["FILEPIPE_DATABASE_URL"], gates["postgres"]),
+        "FILEPIPE_REDIS_URL": _behind(Settings.from_env(service_env).redis_url, gates["redis"]),
+        "FILEPIPE_S3_ENDPOINT_URL": _behind(service_env["FILEPIPE_S3_ENDPOINT_URL"], gates["s3"]),
+        "FILEPIPE_DB_POOL_MIN": "1",
+    }
+    urls = {}
+    with ExitStack() as stack:
+        for name, (source, target) in FUNCTIONS.items():
+            port = free_port()
+            args = ["-m", "filepipe.server", "--source", source, "--target", target]
+            stack.enter_context(running([*args, "--port", str(port)], port=port, env=env))
+            urls[name] = f"http://127.0.0.1:{port}"
+        yield urls
+
+
+@pytest.fixture
+def healed(gates: dict[str, FaultProxy]) -> Iterator[dict[str, FaultProxy]]:
+    """The gates, healed again whatever the test did."""
+    yield gates
+    for gate in gates.values():
+        gate.heal()
+
+
+@pytest.fixture
+def key(conn: Conn) -> Iterator[tuple[str, str]]:
+    with tenants(conn) as make:
+        yield make()
+
+
+Call = Callable[[], requests.Response]
+
+
+def _calls(live: dict[str, str], api_key: str, file_id: str) -> dict[str, Call]:
+    headers = {"Authorization": f"Bearer {api_key}"}
+    single = {"filename": "a.pdf", "content_type": "application/pdf", "size": 3}
+    multipart = {**single, "size": 20 * 1024 * 1024, "multipart": True}
+
+    def post(url: str, body: dict[str, Any]) -> Call:
+        return lambda: requests.post(url, json=body, headers=headers, timeout=30)
+
+    def get(url: str) -> Call:
+        return lambda: requests.get(url, headers=headers, timeout=30)
+
+    return {
+        "POST /uploads": post(f"{live['presign']}/uploads", single),
+        "POST /uploads multipart": post(f"{live['presign']}/uploads", multipart),
+        "GET /files": get(f"{live['query']}/files"),
+        "GET /files/{id}": get(f"{live['query']}/files/{file_id}"),
+        "GET /files/{id}/download": get(f"{live['query']}/files/{file_id}/download"),
+        "GET /webhooks": get(f"{live['webhooks']}/webhooks"),
+    }
+
+
+def _timed(call: Call) -> tuple[requests.Response, float]:
+    started = time.monotonic()
+    response = call()
+    return response, time.monotonic() - started
+
+
+def _assert_quick_503(name: str, call: Call) -> None:
+    response, took = _timed(call)
+    assert response.status_code == 503, (name, response.status_code, response.text[:300])
+    assert response.headers["Content-Type"] == "application/problem+json", name
+    assert int(response.headers["Retry-After"]) > 0, name
+    assert took < QUICKLY, (name, took)
+
+
+def _assert_quick_success(name: str, call: Call) -> None:
+    response, took = _timed(call)
+    assert response.status_code < 400, (name, response.status_code, response.text[:300])
+    assert took < QUICKLY, (name, took)
+
+
+@pytest.mark.parametrize(
+    ("dependency", "affected"),
+    [
+        (
+            "postgres",
+            [
+                "POST /uploads",
+                "POST /uploads multipart",
+                "GET /files",
+                "GET /webhooks",
+            ],
+        ),
+        ("s3", ["POST /uploads multipart"]),
+    ],
+)
+def test_a_cut_dependency_is_a_quick_503_and_the_first_request_after_healing_succeeds(
+    live: dict[str, str],
+    healed: dict[str, FaultProxy],
+    key: tuple[str, str],
+    conn: Conn,
+    dependency: str,
+    affected: list[str],
+) -> None:
+    tenant, api_key = key
+    file = add_file(conn, tenant, status="PROCESSED")
+    calls = _calls(live, api_key, str(file["id"]))
+    for name in affected:  # every pool holds a live connection before the cut
+        _assert_quick_success(name, calls[name])
+
+    healed[dependency].cut()
+    for name in affected:
+        _assert_quick_503(name, calls[name])
+
+    healed[dependency].heal()
+    for name in affected:
+        _assert_quick_success(name, calls[name])
+
+
+def test_with_redis_cut_every_route_still_answers_quickly(
+    live: dict[str, str], healed: dict[str, FaultProxy], key: tuple[str, str], conn: Conn
+) -> None:
+    """Redis only caches reads and counts upload rates: without it requests go on (fail open)."""
+    tenant, api_key = key
+    file = add_file(conn, tenant, status="PROCESSED")
+    calls = _calls(live, api_key, str(file["id"]))
+
+    healed["redis"].cut()
+    for name, call in calls.items():
+        _assert_quick_success(name, call)
