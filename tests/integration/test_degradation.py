@@ -6,13 +6,16 @@ dependency heals succeeds at once (the pool hands out no dead connection)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import requests
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 from filepipe.config import Settings
 from tests.support.faultproxy import FaultProxy
@@ -71,6 +74,10 @@ def live(service_env: dict[str, str], gates: dict[str, FaultProxy]) -> Iterator[
             args = ["-m", "filepipe.server", "--source", source, "--target", target]
             stack.enter_context(running([*args, "--port", str(port)], port=port, env=env))
             urls[name] = f"http://127.0.0.1:{port}"
+        port = free_port()
+        args = ["-m", "filepipe.notify.gateway", "--host", "127.0.0.1", "--port", str(port)]
+        stack.enter_context(running(args, port=port, env=env))
+        urls["gateway"] = f"127.0.0.1:{port}"
         yield urls
 
 
@@ -88,7 +95,16 @@ def key(conn: Conn) -> Iterator[tuple[str, str]]:
         yield make()
 
 
-Call = Callable[[], requests.Response]
+@dataclass(frozen=True)
+class Answer:
+    """What a call answered, whatever the protocol."""
+
+    status_code: int
+    headers: Mapping[str, str]
+    text: str
+
+
+Call = Callable[[], Answer]
 
 
 def _calls(live: dict[str, str], api_key: str, file_id: str) -> dict[str, Call]:
@@ -96,11 +112,14 @@ def _calls(live: dict[str, str], api_key: str, file_id: str) -> dict[str, Call]:
     single = {"filename": "a.pdf", "content_type": "application/pdf", "size": 3}
     multipart = {**single, "size": 20 * 1024 * 1024, "multipart": True}
 
+    def answer(response: requests.Response) -> Answer:
+        return Answer(response.status_code, response.headers, response.text)
+
     def post(url: str, body: dict[str, Any]) -> Call:
-        return lambda: requests.post(url, json=body, headers=headers, timeout=30)
+        return lambda: answer(requests.post(url, json=body, headers=headers, timeout=30))
 
     def get(url: str) -> Call:
-        return lambda: requests.get(url, headers=headers, timeout=30)
+        return lambda: answer(requests.get(url, headers=headers, timeout=30))
 
     return {
         "POST /uploads": post(f"{live['presign']}/uploads", single),
@@ -112,7 +131,7 @@ def _calls(live: dict[str, str], api_key: str, file_id: str) -> dict[str, Call]:
     }
 
 
-def _timed(call: Call) -> tuple[requests.Response, float]:
+def _timed(call: Call) -> tuple[Answer, float]:
     started = time.monotonic()
     response = call()
     return response, time.monotonic() - started
@@ -181,3 +200,36 @@ def test_with_redis_cut_every_route_still_answers_quickly(
     healed["redis"].cut()
     for name, call in calls.items():
         _assert_quick_success(name, call)
+
+
+def _handshake(live: dict[str, str], api_key: str) -> Answer:
+    """The gateway's answer to a WebSocket handshake."""
+    try:
+        with connect(f"ws://{live['gateway']}/ws?token={api_key}", open_timeout=10) as ws:
+            assert ws.response is not None
+            return Answer(ws.response.status_code, dict(ws.response.headers), "")
+    except InvalidStatus as refused:
+        response = refused.response
+        return Answer(response.status_code, dict(response.headers), response.body.decode())
+
+
+def test_the_gateway_handshake_is_a_quick_503_while_postgresql_is_cut_and_works_after(
+    live: dict[str, str], healed: dict[str, FaultProxy], key: tuple[str, str]
+) -> None:
+    _, api_key = key
+
+    def handshake() -> Answer:
+        return _handshake(live, api_key)
+
+    _assert_quick_success("handshake", handshake)
+
+    healed["postgres"].cut()
+    _assert_quick_503("handshake", handshake)
+    ready = requests.get(f"http://{live['gateway']}/readyz", timeout=10)
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["postgres"]["ok"] is False
+    assert ready.json()["checks"]["redis"]["ok"] is True
+
+    healed["postgres"].heal()
+    _assert_quick_success("handshake", handshake)
+    assert requests.get(f"http://{live['gateway']}/readyz", timeout=10).status_code == 200
