@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+from requests.structures import CaseInsensitiveDict
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
@@ -207,10 +208,11 @@ def _handshake(live: dict[str, str], api_key: str) -> Answer:
     try:
         with connect(f"ws://{live['gateway']}/ws?token={api_key}", open_timeout=10) as ws:
             assert ws.response is not None
-            return Answer(ws.response.status_code, dict(ws.response.headers), "")
+            return Answer(ws.response.status_code, CaseInsensitiveDict(ws.response.headers), "")
     except InvalidStatus as refused:
         response = refused.response
-        return Answer(response.status_code, dict(response.headers), response.body.decode())
+        headers = CaseInsensitiveDict(response.headers)
+        return Answer(response.status_code, headers, response.body.decode())
 
 
 def test_the_gateway_handshake_is_a_quick_503_while_postgresql_is_cut_and_works_after(
