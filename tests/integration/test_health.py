@@ -60,6 +60,15 @@ def test_every_function_reports_each_of_its_dependencies(
         assert check["ok"] is True and check["latency_ms"] >= 0 and "error" not in check
 
 
+@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
+def test_another_method_is_a_405(
+    path: str, function_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    response = client_of("query", monkeypatch).delete(path)
+    assert response.status_code == 405 and response.headers["Allow"] == "GET"
+    assert response.mimetype == "application/problem+json"
+
+
 @pytest.mark.parametrize("target", ["process", "notify"])
 def test_internal_functions_answer_health_without_the_token_and_nothing_else(
     target: str, function_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
@@ -67,7 +76,7 @@ def test_internal_functions_answer_health_without_the_token_and_nothing_else(
     client = client_of(target, monkeypatch)
     assert client.get("/healthz").status_code == 200
     assert client.get("/readyz").status_code == 200
-    assert client.post("/healthz", data=b"{}").status_code == 401
+    assert client.post("/healthz", data=b"{}").status_code == 405  # no event is taken there
     assert client.post("/", data=b"{}").status_code == 401
 
 

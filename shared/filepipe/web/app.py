@@ -5,8 +5,9 @@ functions-framework loads that module inside its new app's context, so the app (
 target) is set up before it serves a request: every refusal of the framework itself (its 404s,
 405s, a request that is not a CloudEvent, a crash) answers problem+json through the one mapping,
 the request limits hold before anything reads a body, CORS answers browsers of the allowed
-origins (public targets), ``GET /healthz`` and ``GET /readyz`` answer (``filepipe.health``,
-without the broker's token on internal targets), and every other path reaches the function.
+origins (public targets), ``GET /healthz`` and ``GET /readyz`` answer
+(``filepipe.web.health_routes``, without the broker's token on internal targets), and every other
+path reaches the function.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.routing import PathConverter
 
-from filepipe import health, metrics, runtime
+from filepipe import metrics, runtime
 from filepipe.origins import AllowedOrigins
-from filepipe.web.bodies import json_response
 from filepipe.web.cors import Cors
+from filepipe.web.health_routes import HealthRoutes
 from filepipe.web.limits import RequestLimits
 from filepipe.web.problems import response_for
 from filepipe.web.routing import Api
@@ -46,10 +47,9 @@ def start_function(
     app.url_map.converters["path"] = AnyPath  # before functions-framework adds its routes
     app.register_error_handler(HTTPException, _framework_error)
     app.register_error_handler(InternalServerError, _crash)
-    app.add_url_rule(health.LIVENESS_PATH, "filepipe-healthz", _liveness, methods=["GET"])
-    app.add_url_rule(health.READINESS_PATH, "filepipe-readyz", _readiness, methods=["GET"])
     if app.name in internal:
         require_broker(app, settings.event_token)
+    app.wsgi_app = HealthRoutes(app.wsgi_app, function=app.name)  # type: ignore[method-assign]
     app.wsgi_app = RequestLimits(  # type: ignore[method-assign]
         app.wsgi_app, max_body_bytes=max(settings.max_request_bytes, body_bytes_at_least)
     )
@@ -65,18 +65,6 @@ class AnyPath(PathConverter):
     stops at a newline (``%0A``), so such a request never reached the function's edge."""
 
     regex = "[^/](?:.|\n)*?"
-
-
-_NO_STORE = {"Cache-Control": "no-store"}
-
-
-def _liveness() -> Response:
-    return json_response({"status": "ok"}, headers=_NO_STORE)
-
-
-def _readiness() -> Response:
-    readiness = health.check(health.probes_of(runtime.current(), current_app.name))
-    return json_response(readiness.body, readiness.status_code, _NO_STORE)
 
 
 def _framework_error(error: HTTPException) -> Response:

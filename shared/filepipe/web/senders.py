@@ -2,8 +2,7 @@
 
 The local broker emulator sends ``X-Filepipe-Event-Token`` with the shared secret
 ``FILEPIPE_EVENT_TOKEN`` on every delivery; an internal target refuses any request without it
-(401 problem+json) before the event is parsed; the health paths (``filepipe.health``) answer
-anyone, as the cluster's probes send no token. On Knative, where the RabbitMQ broker sends no
+(401 problem+json) before the event is parsed. On Knative, where the RabbitMQ broker sends no
 custom header, the same guarantee comes from Knative Eventing's OIDC sender identity and
 EventPolicies (``knative/README.md``), and the token is left unset. Unset, a target accepts any
 sender and says so in its log at start-up: development only.
@@ -16,7 +15,6 @@ import logging
 
 from flask import Flask, Response, request
 
-from filepipe import health
 from filepipe.config import EVENT_TOKEN
 from filepipe.errors import Unauthorized
 from filepipe.web.problems import problem_response
@@ -38,8 +36,6 @@ def require_broker(app: Flask, token: str | None) -> None:
     expected = token.encode()
 
     def check_sender() -> Response | None:
-        if request.method == "GET" and request.path in health.PATHS:
-            return None
         sent = request.headers.get(TOKEN_HEADER, "").encode()
         if hmac.compare_digest(sent, expected):
             return None
