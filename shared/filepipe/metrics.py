@@ -76,7 +76,7 @@ class Metrics:
         )
         self.quota_refusals = Counter(
             "filepipe_quota_refusals",
-            "Uploads refused with 429, by quota (rate, pending_files, pending_bytes).",
+            "Uploads refused with 429, by quota (upload_rate, pending_files, pending_bytes).",
             ["quota"],
             registry=r,
         )

@@ -16,6 +16,7 @@ from werkzeug.test import TestResponse
 from filepipe import metrics
 from tests.support.files import Conn, tenants
 from tests.support.functions import function_app
+from tests.support.metrics import samples_of, value
 
 pytestmark = pytest.mark.integration
 
@@ -28,8 +29,8 @@ def tenant(conn: Conn) -> Iterator[tuple[str, str]]:
 
 def presign_with(monkeypatch: pytest.MonkeyPatch, **settings: str) -> FlaskClient:
     """The presign function with these ``FILEPIPE_*`` settings (given without the prefix)."""
-    for name, value in settings.items():
-        monkeypatch.setenv(f"FILEPIPE_{name.upper()}", value)
+    for name, setting in settings.items():
+        monkeypatch.setenv(f"FILEPIPE_{name.upper()}", setting)
     return function_app("presign").test_client()
 
 
@@ -62,6 +63,8 @@ def test_over_the_rate_is_a_429_with_retry_after_and_a_replay_still_succeeds(
 
     body = too_many(upload(client, api_key))
     assert body["quota"] == "upload_rate"
+    refusals = samples_of(metrics.get().quota_refusals)
+    assert value(refusals, "filepipe_quota_refusals_total", quota="upload_rate") == 1
     assert "0.5 per second" in body["detail"]
     assert refused_after(upload(client, api_key)) == 2  # one upload per 2 s, rounded up
 
@@ -148,7 +151,8 @@ def test_with_redis_down_uploads_go_on_unchecked_at_once(
     started = time.monotonic()
     assert [upload(client, api_key).status_code for _ in range(3)] == [201] * 3
     assert time.monotonic() - started < 5
-    assert metrics.get().quota_unchecked._value.get() == 3
+    unchecked = samples_of(metrics.get().quota_unchecked)
+    assert value(unchecked, "filepipe_quota_unchecked_total") == 3
 
 
 def test_a_companion_upload_counts_against_the_rate(

@@ -68,7 +68,7 @@ def take_upload(redis: ScriptRunner, settings: Settings, tenant: str) -> None:
         metrics.get().quota_unchecked.inc()
         return
     if wait > 0:
-        metrics.get().quota_refusals.labels("rate").inc()
+        metrics.get().quota_refusals.labels("upload_rate").inc()
         raise TooManyRequests(
             f"over the upload rate of {settings.upload_rate:g} per second"
             f" (bursts of {settings.upload_burst}); retry later",
