@@ -43,12 +43,14 @@ local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
 local wait = tat + interval - burst * interval - now
 if wait > 0 then return wait end
-redis.call('SET', KEYS[1], tat + interval, 'PX', math.ceil((tat + interval - now) / 1000))
+local ttl = math.ceil((tat + interval - now) / 1000)
+redis.call('SET', KEYS[1], string.format('%d', tat + interval), 'PX', ttl)
 return 0
 """
 """GCRA in microseconds: the theoretical arrival time ``tat`` moves one ``interval`` per
 upload; an upload is allowed while ``tat`` stays within ``burst`` intervals of now. Returns
-0 (allowed) or the microseconds until the next one is."""
+0 (allowed) or the microseconds until the next one is. ``tat`` is written with ``%d``: Lua
+would write a number of 16 digits with 14 (``%.14g``), losing its last 100 µs."""
 
 
 class ScriptRunner(Protocol):
