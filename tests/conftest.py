@@ -115,6 +115,10 @@ def service_env(database_url: str, s3_server: str, s3_env: dict[str, str]) -> di
         "FILEPIPE_WEBHOOK_SECRET_KEYS": WEBHOOK_SECRET_KEY,
         "FILEPIPE_UPLOAD_TOKEN_SECRETS": UPLOAD_TOKEN_SECRET,
         "FILEPIPE_WEBHOOK_PORTS": "1-65535",
+        # Tests create many uploads fast, some tenants across a whole session; the quotas' own
+        # tests set small limits.
+        "FILEPIPE_UPLOAD_RATE": "10000",
+        "FILEPIPE_UPLOAD_BURST": "100000",
     }
 
 

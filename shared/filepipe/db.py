@@ -20,20 +20,67 @@ class DatabaseUnavailable(DependencyError):
 
 
 CHECKOUT_TIMEOUT = 5.0
-"""Seconds a caller waits for a connection before ``PoolTimeout`` (answered as a 503)."""
+"""Seconds a caller waits for a connection before ``PoolTimeout`` (answered as a 503); functions
+use ``FILEPIPE_DB_CHECKOUT_TIMEOUT`` instead."""
+CONNECT_TIMEOUT = 3
+"""Seconds libpq waits for a new connection (its minimum is 2): an unreachable server costs a
+reconnect attempt this long at most, never the operating system's minutes."""
+RECONNECT_TIMEOUT = 2.0
+"""Seconds the pool retries a lost connection before that attempt gives up. psycopg_pool backs
+off (1 s, 2 s, 4 s… until this timeout), so a long timeout means a long last wait: after a
+2-minute outage the next try could be a minute away, and every request until then a 503. Short,
+the waits stay under a second; once an attempt gave up, the next checkout that finds no
+connection starts a new one at once, so the pool never stays empty for good and the first
+request after PostgreSQL is back gets a connection."""
+CONNECTION_OPTIONS = {
+    "options": "-c timezone=UTC",
+    "connect_timeout": CONNECT_TIMEOUT,
+    # A server that vanished without closing its sockets (a cut network, a killed host) is
+    # noticed in seconds: keepalives probe idle connections, tcp_user_timeout bounds a write
+    # nobody acknowledges.
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,
+}
+"""libpq parameters of every pooled connection."""
 
 
-def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> ConnectionPool:
-    """Open a pool whose connections return rows as dicts; waits for the first connection."""
+def create_pool(
+    url: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    checkout_timeout: float = CHECKOUT_TIMEOUT,
+    wait: bool = True,
+) -> ConnectionPool:
+    """A pool whose connections return rows as dicts and are checked on every checkout.
+
+    With ``wait`` (commands, tests), it waits for its first connection and raises
+    ``DatabaseUnavailable`` if PostgreSQL cannot be reached; without (long-lived functions),
+    it opens at once and connects in the background, so a function starts, and answers each
+    request with a quick 503, while PostgreSQL is down.
+
+    The check on checkout (an empty query, one round trip) discards connections that died in an
+    outage, so the first requests after it heals get live ones; a checkout waits
+    ``checkout_timeout`` seconds at most, then ``PoolTimeout`` (a 503).
+    """
     pool: ConnectionPool = ConnectionPool(
         url,
         min_size=min_size,
         max_size=max_size,
-        timeout=CHECKOUT_TIMEOUT,
-        kwargs={"row_factory": dict_row, "options": "-c timezone=UTC"},
+        timeout=checkout_timeout,
+        kwargs={"row_factory": dict_row, **CONNECTION_OPTIONS},
+        check=ConnectionPool.check_connection,
+        reconnect_timeout=RECONNECT_TIMEOUT,
+        reconnect_failed=_reconnect_failed,
         open=False,
         name="filepipe",
     )
+    if not wait:
+        pool.open(wait=False)
+        return pool
     try:
         pool.open(wait=True, timeout=10)
     except psycopg.OperationalError as exc:
@@ -43,6 +90,14 @@ def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> Connectio
         pool.close()
         raise
     return pool
+
+
+def _reconnect_failed(pool: ConnectionPool) -> None:
+    log.warning(
+        "PostgreSQL unreachable: a pooled connection gave up reconnecting; the next checkout"
+        " tries again",
+        extra={"pool": pool.name, "reconnect_timeout": RECONNECT_TIMEOUT},
+    )
 
 
 def default_migrations_dir() -> Path:

@@ -17,6 +17,7 @@
         ├── UriTooLong             414
         ├── UnsupportedMediaType   415
         ├── UnprocessableContent   422
+        ├── TooManyRequests        429 (with Retry-After)
         ├── HeaderFieldsTooLarge   431
         ├── InternalError          500
         └── ServiceUnavailable     503
@@ -128,6 +129,17 @@ class UnsupportedMediaType(ProblemError):
 class UnprocessableContent(ProblemError):
     status = 422
     title = "Unprocessable Content"
+
+
+class TooManyRequests(ProblemError):
+    """Over a rate limit or a cap: retrying after ``retry_after`` seconds may succeed."""
+
+    status = 429
+    title = "Too Many Requests"
+
+    def __init__(self, detail: str, *, retry_after: int, **extensions: Any) -> None:
+        super().__init__(detail, **extensions)
+        self.headers["Retry-After"] = str(max(1, retry_after))
 
 
 class HeaderFieldsTooLarge(ProblemError):

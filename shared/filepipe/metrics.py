@@ -74,6 +74,17 @@ class Metrics:
             ["replayed"],
             registry=r,
         )
+        self.quota_refusals = Counter(
+            "filepipe_quota_refusals",
+            "Uploads refused with 429, by quota (upload_rate, pending_files, pending_bytes).",
+            ["quota"],
+            registry=r,
+        )
+        self.quota_unchecked = Counter(
+            "filepipe_quota_unchecked",
+            "Uploads let through unchecked because Redis (the rate limit's store) was down.",
+            registry=r,
+        )
         self.files_settled = Counter(
             "filepipe_files",
             "Files settled by the process function, by final status.",

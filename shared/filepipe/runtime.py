@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask
 from psycopg_pool import ConnectionPool
 from redis import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from filepipe import metrics, telemetry
 from filepipe.config import Settings
@@ -27,6 +29,11 @@ from filepipe.storage import COMPLETION_READ_TIMEOUT, create_s3_client
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+
+REDIS_TIMEOUT = 2.0
+"""Seconds a Redis command waits for its answer."""
+REDIS_CONNECT_TIMEOUT = 1.0
 
 
 def start(service: str, app: Flask | None = None) -> Settings:
@@ -48,7 +55,11 @@ class Runtime:
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
         pool = create_pool(
-            settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+            settings.database_url,
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+            checkout_timeout=settings.db_checkout_timeout,
+            wait=False,
         )
         return cls(settings=settings, pool=pool)
 
@@ -69,7 +80,14 @@ class Runtime:
 
     @cached_property
     def redis(self) -> Redis:
-        return Redis.from_url(self.settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+        """Quick to fail: redis-py's default retries (10, with backoff) would hold a request for
+        many seconds while Redis is down; one immediate retry replaces a dropped connection."""
+        return Redis.from_url(
+            self.settings.redis_url,
+            socket_timeout=REDIS_TIMEOUT,
+            socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
+            retry=Retry(NoBackoff(), 1),
+        )
 
     @cached_property
     def publisher(self) -> Publisher | None:

@@ -61,6 +61,12 @@ class PresignedPost:
 
 READ_TIMEOUT = 30.0
 """Seconds botocore waits for storage's next bytes."""
+CONNECT_TIMEOUT = 2.0
+"""Seconds botocore waits for a connection: storage that is down is a quick failure (a 503 on
+the request path, a retry by the broker in process), not a hung request."""
+MAX_ATTEMPTS = 2
+"""Attempts per call, the first included: one quick retry of a dropped connection, so a call
+to storage that is down takes about ``MAX_ATTEMPTS`` connect attempts, not minutes."""
 COMPLETION_READ_TIMEOUT = 300.0
 """Seconds CompleteMultipartUpload may take to answer: storage assembles the whole object
 first (S3 may take minutes and keeps the connection alive; MinIO and the local server stay
@@ -89,11 +95,11 @@ def create_s3_client(
         config=Config(
             signature_version="s3v4",
             s3={"addressing_style": "path"},
-            retries={"max_attempts": 3, "mode": "standard"},
+            retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
             # The process function hashes every byte with SHA-256 and checks it against the
             # declaration; botocore's CRC over the same bytes would cost ~25% of throughput.
             response_checksum_validation="when_required",
-            connect_timeout=5,
+            connect_timeout=CONNECT_TIMEOUT,
             read_timeout=read_timeout,
         ),
         **kwargs,

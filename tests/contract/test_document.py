@@ -14,7 +14,7 @@ import pytest
 from openapi_spec_validator import validate as validate_document
 from werkzeug.datastructures import MultiDict
 
-from filepipe import filenames, openapi
+from filepipe import filenames, health, openapi
 from filepipe.errors import BadRequest
 from filepipe.notify.webhooks.api import api as webhooks_api
 from filepipe.query.api import api as query_api
@@ -26,8 +26,10 @@ from filepipe.upload.request import (
 )
 from filepipe.web.routing import IdConverter, Malformed
 
+HEALTH_ROUTES = [("GET", path) for path in sorted(health.PATHS)]
+"""Every function's, outside its Api (``filepipe.web.app``)."""
 ROUTES = {
-    name: [(route.method, route.path) for route in api.routes]
+    name: [(route.method, route.path) for route in api.routes] + HEALTH_ROUTES
     for name, api in (("presign", presign_api), ("query", query_api), ("webhooks", webhooks_api))
 }
 METHODS = ("get", "put", "post", "delete", "patch")
@@ -85,13 +87,14 @@ def test_each_document_has_exactly_its_functions_routes(function: str) -> None:
     assert documented == served
 
 
-def test_every_path_is_some_functions_and_only_the_document_route_is_shared() -> None:
+def test_every_path_is_some_functions_and_only_document_and_health_routes_are_shared() -> None:
     owners: dict[str, list[str]] = {}
     for function in openapi.FUNCTIONS:
         for path in openapi.document(function)["paths"]:
             owners.setdefault(path, []).append(function)
     assert set(owners) == set(openapi.source()["paths"])
-    assert {path for path, names in owners.items() if len(names) > 1} == {"/openapi.json"}
+    shared = {path for path, names in owners.items() if len(names) > 1}
+    assert shared == {"/openapi.json", *health.PATHS}
 
 
 @pytest.mark.parametrize("function", openapi.FUNCTIONS)

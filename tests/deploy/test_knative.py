@@ -186,15 +186,13 @@ def test_gateway_serves_metrics_where_it_is_scraped(target: str) -> None:
 
 
 @pytest.mark.parametrize("target", BUILDS)
-def test_http_probes_use_a_route_that_answers_get(target: str) -> None:
-    """CloudEvent targets answer POSTed events only, so they are probed over TCP."""
-    for name, ksvc in _ksvcs(build(target)).items():
+def test_probes_use_the_liveness_route_every_target_answers(target: str) -> None:
+    """``/healthz`` (filepipe.health) answers GET on every target, the CloudEvent ones too;
+    ``/readyz`` is no probe (an outage must not take the pods out of the activator's rotation)."""
+    for ksvc in _ksvcs(build(target)).values():
         container = ksvc["spec"]["template"]["spec"]["containers"][0]
-        probe = container["readinessProbe"]
-        if name in {"process", "notify"}:
-            assert "tcpSocket" in probe
-        else:
-            assert probe["httpGet"]["path"] == "/openapi.json"
+        for probe in ("readinessProbe", "livenessProbe"):
+            assert container[probe]["httpGet"]["path"] == "/healthz"
 
 
 def _env_names(docs: tuple[Doc, ...], container: Doc) -> set[str]:

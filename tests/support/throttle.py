@@ -37,6 +37,8 @@ class ThrottlingProxy:
     def cut(self) -> None:
         """Drop every connection and refuse new ones, as a dead server would."""
         self._closed.set()
+        with contextlib.suppress(OSError):  # wakes the accepting thread; close alone does not
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         for sock in list(self._sockets):
             with contextlib.suppress(OSError):

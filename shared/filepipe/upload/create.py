@@ -11,6 +11,10 @@ file (and a URL with the same expiry, or the same UploadId); the same key with a
 422. A multipart upload is created in storage before its row; one that no row records (the
 request was a replay, or recording failed) is aborted at once, or else by reconcile.
 
+Every new upload is counted against the tenant's quotas (``filepipe.upload.quotas``): its
+rate before anything is created (a replay of an existing ``Idempotency-Key`` is not counted), its
+PENDING caps in the transaction inserting the row; over either, a 429.
+
 An upload made with an upload token is held to its scope (``tokens.enforce``: type, size,
 metadata) and records the token on the row; the transaction inserting the row then counts the
 token's files under a lock on the token (``store.count_of_token``) and refuses one over its
@@ -37,7 +41,7 @@ from filepipe.files.model import FileRow, representation
 from filepipe.runtime import Runtime
 from filepipe.storage import presign_post, presign_put
 from filepipe.telemetry import current_traceparent
-from filepipe.upload import tokens
+from filepipe.upload import quotas, tokens
 from filepipe.upload.multipart import PartPlan
 from filepipe.upload.request import UploadRequest
 from filepipe.upload_tokens import UploadToken
@@ -77,6 +81,8 @@ def create_upload(
     ``token``, within its scope."""
     if token is not None:
         request = tokens.enforce(token, request)
+    if not _is_replay(rt, tenant, idempotency_key):
+        quotas.take_upload(rt.redis, rt.settings, tenant)
     now = datetime.now(UTC)
     file_id = uuid.uuid4()
     key = object_key(tenant, file_id, request.filename)
@@ -157,11 +163,20 @@ def _record(
                 f"this upload token has made its {token.scope.max_files} files",
                 max_files=token.scope.max_files,
             )
+        quotas.check_pending(conn, rt.settings, new.tenant, new.size)
         event = outbox.file_event(
             events.FILE_CREATED, file, source=SOURCE, time=now, traceparent=new.traceparent
         )
         outbox.record(conn, event)
         return file, event.id
+
+
+def _is_replay(rt: Runtime, tenant: str, idempotency_key: str | None) -> bool:
+    """Whether an earlier request already made this ``Idempotency-Key``'s file."""
+    if idempotency_key is None:
+        return False
+    with rt.pool.connection() as conn:
+        return store.by_idempotency_key(conn, tenant, idempotency_key) is not None
 
 
 def _single_put(rt: Runtime, file: FileRow, size: int, expires_in: int) -> dict[str, Any]:

@@ -5,7 +5,9 @@ functions-framework loads that module inside its new app's context, so the app (
 target) is set up before it serves a request: every refusal of the framework itself (its 404s,
 405s, a request that is not a CloudEvent, a crash) answers problem+json through the one mapping,
 the request limits hold before anything reads a body, CORS answers browsers of the allowed
-origins (public targets), and every path reaches the function.
+origins (public targets), ``GET /healthz`` and ``GET /readyz`` answer
+(``filepipe.web.health_routes``, without the broker's token on internal targets), and every other
+path reaches the function.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from werkzeug.routing import PathConverter
 from filepipe import metrics, runtime
 from filepipe.origins import AllowedOrigins
 from filepipe.web.cors import Cors
+from filepipe.web.health_routes import HealthRoutes
 from filepipe.web.limits import RequestLimits
 from filepipe.web.problems import response_for
 from filepipe.web.routing import Api
@@ -46,6 +49,7 @@ def start_function(
     app.register_error_handler(InternalServerError, _crash)
     if app.name in internal:
         require_broker(app, settings.event_token)
+    app.wsgi_app = HealthRoutes(app.wsgi_app, function=app.name)  # type: ignore[method-assign]
     app.wsgi_app = RequestLimits(  # type: ignore[method-assign]
         app.wsgi_app, max_body_bytes=max(settings.max_request_bytes, body_bytes_at_least)
     )

@@ -4,8 +4,9 @@ RFC 9457 problem details. What maps to what:
 
 - a ``ProblemError`` (filepipe's own 4xx/5xx): its status, title and detail;
 - a ``DependencyError``, or a backing service's driver failing in a way retrying may fix
-  (PostgreSQL connection or pool timeout, Redis connection or timeout, S3 unreachable or 5xx):
-  503 with ``Retry-After``;
+  (PostgreSQL connection, closed connection or pool timeout, Redis connection or timeout, S3
+  unreachable or 5xx): 503 with ``Retry-After``, naming the dependency but none of its
+  addresses;
 - werkzeug's ``HTTPException`` (routing, the framework, the request limits): its status, with a
   fixed detail that echoes nothing of the request;
 - anything else: a logged 500 that reveals nothing internal.
@@ -43,6 +44,7 @@ PROBLEM_JSON = "application/problem+json"
 
 _OUTAGES: tuple[type[BaseException], ...] = (
     psycopg.OperationalError,  # includes psycopg_pool.PoolTimeout
+    psycopg.InterfaceError,  # a connection closed under the request
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
     BotoCoreError,
@@ -71,9 +73,19 @@ def problem_for(exc: BaseException, path: str | None = None) -> ProblemError:
         return problem(detail)
     if is_outage(exc):
         log.warning("dependency failed", extra={"path": path, "error": repr(exc)})
-        return ServiceUnavailable("a backing service is unavailable; retry later")
+        return ServiceUnavailable(f"{_dependency_of(exc)} is unavailable; retry later")
     log.error("unhandled error", extra={"path": path}, exc_info=exc)
     return InternalError("the request failed; it has been logged")
+
+
+def _dependency_of(exc: BaseException) -> str:
+    if isinstance(exc, psycopg.Error):
+        return "the database"
+    if isinstance(exc, redis.exceptions.RedisError):
+        return "the cache"
+    if isinstance(exc, (BotoCoreError, ClientError)):
+        return "object storage"
+    return "a backing service"
 
 
 _FRAMEWORK_PROBLEMS: dict[int, tuple[type[ProblemError], str]] = {

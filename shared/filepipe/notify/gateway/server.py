@@ -43,7 +43,7 @@ from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from filepipe import metrics, revocation, telemetry, upload_tokens
+from filepipe import health, metrics, revocation, telemetry, upload_tokens
 from filepipe.auth import Credential, active_keys, identify
 from filepipe.config import Settings
 from filepipe.db import create_pool
@@ -106,6 +106,9 @@ class Gateway:
         path = handshake.route(request.path)
         if path == handshake.HEALTH_PATH:
             return handshake.json_response(200, self.health())
+        if path == health.READINESS_PATH:
+            readiness = await asyncio.to_thread(health.check, self.probes())
+            return handshake.json_response(readiness.status_code, readiness.body)
         try:
             if path != handshake.WS_PATH:
                 raise handshake.not_found(path)
@@ -158,6 +161,15 @@ class Gateway:
         except psycopg.Error as exc:
             log.warning("cannot check an API key", extra={"error": str(exc)})
             raise ServiceUnavailable("cannot check the API key right now; retry later") from exc
+
+    def probes(self) -> dict[str, health.Probe]:
+        """``/readyz``: PostgreSQL answers a query; Redis: the event subscription is live."""
+
+        def subscribed() -> None:
+            if not self.redis_ready.is_set():
+                raise ConnectionError("not subscribed to Redis")
+
+        return {"postgres": lambda: health.postgres(self.pool), "redis": subscribed}
 
     def health(self) -> dict[str, Any]:
         return {
@@ -406,7 +418,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.getLogger("websockets").setLevel(max(logging.WARNING, logging.getLogger().level))
     metrics.serve(settings.metrics_port)
     pool = create_pool(
-        settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+        settings.database_url,
+        min_size=settings.db_pool_min,
+        max_size=settings.db_pool_max,
+        checkout_timeout=settings.db_checkout_timeout,
+        wait=False,
     )
     try:
         asyncio.run(run(settings, pool, args.host, port))
