@@ -217,6 +217,15 @@ def presign_get(
     return url
 
 
+ABSENT_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+"""S3's error codes (GetObject, HeadObject) for a key that holds no object."""
+
+
+def is_absent(exc: ClientError) -> bool:
+    """Whether ``exc`` says the object does not exist (not that storage failed)."""
+    return exc.response.get("Error", {}).get("Code") in ABSENT_CODES
+
+
 def remove_object(client: S3Client, bucket: str, key: str) -> int:
     """Abort every unfinished multipart upload of exactly ``key`` (ListMultipartUploads by
     prefix), then delete the object (absent already: nothing to do); returns how many uploads
