@@ -13,9 +13,10 @@ What the broker is told (its retries are for causes that may pass, nothing else)
   under us) raise ``DependencyError``: the function answers 503 naming the cause and the broker
   retries; a dead letter leaves the file to reconcile (``dead_letters``).
 - Permanent outcomes are settled here and acknowledged: an object that no longer exists makes
-  the file MISSING (``file.missing``), never retried; a live worker holding the file's lock
-  already does the work, so the duplicate is acknowledged (reconcile re-drives the file should
-  that worker die).
+  the file MISSING (``file.missing``), never retried.
+- A duplicate that finds a live worker holding the file's lock (its heartbeat renews it) is
+  acknowledged: that worker does the work, and reconcile re-drives the file should it die. A
+  dead worker's lock is taken over within about one TTL (``filepipe.locks``).
 - A notification for a settled file re-publishes its events and changes nothing, but for a
   FAILED file, which is processed again (so replaying dead letters recovers files), and for a
   PROCESSED file whose notification tells of another size or ETag: the object changed after it
@@ -29,46 +30,30 @@ What the broker is told (its retries are for causes that may pass, nothing else)
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from time import perf_counter
-from typing import TYPE_CHECKING
-
-from botocore.exceptions import BotoCoreError, ClientError
 
 from filepipe import events, logs, mediatypes, metrics, telemetry
-from filepipe.errors import DependencyError, FilepipeError
+from filepipe.errors import DependencyError
 from filepipe.files import outbox, store
 from filepipe.files.missing import mark_missing
 from filepipe.files.model import FileRow, Status
 from filepipe.files.transitions import Change, Findings, apply
 from filepipe.locks import FileLock, LockBusy
 from filepipe.process.bucket_events import ObjectCreated
-from filepipe.process.inspection import Inspection, inspect, is_textual, prefetch, sniff
+from filepipe.process.inspection import Inspection, sniff
+from filepipe.process.reading import ObjectMissing, OpenObject, opened, read_object
+from filepipe.process.reading import StorageUnavailable as StorageUnavailable  # reconcile's
 from filepipe.runtime import Runtime
-from filepipe.storage import is_absent, readinto_of
-
-if TYPE_CHECKING:
-    from mypy_boto3_s3.type_defs import GetObjectOutputTypeDef
 
 log = logging.getLogger(__name__)
 
 SOURCE = "/filepipe/process"
-CHUNK_BYTES = 1024 * 1024
-
-
-class StorageUnavailable(DependencyError):
-    """The object could not be read; retrying later may succeed."""
 
 
 class ConcurrentChange(DependencyError):
     """The file changed under us (another worker); the broker retries and finds it settled."""
-
-
-class ObjectMissing(FilepipeError):
-    """The object no longer exists in storage: permanent, the file becomes MISSING."""
 
 
 REPROCESSED = frozenset({Status.FAILED})
@@ -138,7 +123,7 @@ def _work(rt: Runtime, file: FileRow, lock: FileLock) -> Status:
     """Open, start, verify and settle ``file`` under its ``lock``."""
     started = perf_counter()
     try:
-        with _opened(rt, file) as obj:
+        with opened(rt.s3, file) as obj:
             file = _start(rt, file)
             inspection, verdict, findings = _verify(rt, file, lock, obj)
             lock.check()
@@ -176,10 +161,12 @@ def _reload(rt: Runtime, found: FileRow) -> FileRow:
 
 
 def _verify(
-    rt: Runtime, file: FileRow, lock: FileLock, obj: GetObjectOutputTypeDef
+    rt: Runtime, file: FileRow, lock: FileLock, obj: OpenObject
 ) -> tuple[Inspection, Verdict, Findings]:
     """Read the opened object once, judge it against the declaration, and what to record."""
-    inspection, etag = _read_object(rt, file, obj, on_chunk=lock.check)
+    inspection, etag = read_object(
+        file, obj, limit=rt.settings.max_upload_bytes, on_chunk=lock.check
+    )
     verdict = judge(file, inspection, max_bytes=rt.settings.max_upload_bytes)
     findings = Findings(
         size_bytes=inspection.size,
@@ -217,7 +204,7 @@ def _reverify(rt: Runtime, found: FileRow) -> Status:
 
 def _requalify(rt: Runtime, file: FileRow, lock: FileLock) -> FileRow:
     """Verify a PROCESSED file's object again: PROCESSED with the same bytes, else QUARANTINED."""
-    with _opened(rt, file) as obj:
+    with opened(rt.s3, file) as obj:
         inspection, verdict, findings = _verify(rt, file, lock, obj)
     lock.check()
     if verdict.status == Status.PROCESSED and inspection.sha256 == file.sha256:
@@ -289,57 +276,6 @@ def _start(rt: Runtime, file: FileRow) -> FileRow:
     return _step(
         rt, file, Change(Status.PROCESSING, "processing restarted after an interrupted attempt")
     )
-
-
-@contextmanager
-def _opened(rt: Runtime, file: FileRow) -> Iterator[GetObjectOutputTypeDef]:
-    """GetObject for ``file``: ``ObjectMissing`` if storage has no such object (permanent),
-    ``StorageUnavailable`` if storage cannot answer (transient). The body is closed after."""
-    where = f"s3://{file.bucket}/{file.key}"
-    try:
-        obj = rt.s3.get_object(Bucket=file.bucket, Key=file.key)
-    except ClientError as exc:
-        if is_absent(exc):
-            raise ObjectMissing(f"{where} no longer exists") from exc
-        raise StorageUnavailable(f"cannot read {where}: {exc}") from exc
-    except (BotoCoreError, OSError) as exc:
-        raise StorageUnavailable(f"cannot read {where}: {type(exc).__name__}: {exc}") from exc
-    try:
-        yield obj
-    finally:
-        obj["Body"].close()
-
-
-def _read_object(
-    rt: Runtime, file: FileRow, obj: GetObjectOutputTypeDef, *, on_chunk: Callable[[], None]
-) -> tuple[Inspection, str]:
-    attributes = {"filepipe.bucket": file.bucket, "filepipe.key": file.key}
-    with telemetry.tracer().start_as_current_span("read object", attributes=attributes) as span:
-        inspection = _stream_object(rt, file, obj, on_chunk=on_chunk)
-        span.set_attribute("filepipe.size", inspection.size)
-        return inspection, str(obj.get("ETag", "")).strip('"')
-
-
-def _stream_object(
-    rt: Runtime, file: FileRow, obj: GetObjectOutputTypeDef, *, on_chunk: Callable[[], None]
-) -> Inspection:
-    limit = rt.settings.max_upload_bytes  # an upload of unknown size: the limit alone
-    if file.declared_size is not None:
-        limit = min(file.declared_size, limit)
-    where = f"s3://{file.bucket}/{file.key}"
-    chunks = prefetch(readinto_of(obj["Body"]), chunk_size=CHUNK_BYTES)
-    try:
-        textual = is_textual(mediatypes.essence(file.declared_content_type))
-        inspection = inspect(chunks, limit=limit, on_chunk=on_chunk, text=textual)
-    except (ClientError, BotoCoreError, OSError) as exc:
-        raise StorageUnavailable(f"cannot read {where}: {type(exc).__name__}: {exc}") from exc
-    finally:
-        chunks.close()
-    if not inspection.truncated and inspection.size != obj["ContentLength"]:
-        raise StorageUnavailable(
-            f"read {inspection.size} of {obj['ContentLength']} bytes of {where}; retrying"
-        )
-    return inspection
 
 
 def judge(file: FileRow, inspection: Inspection, *, max_bytes: int) -> Verdict:
