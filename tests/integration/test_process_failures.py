@@ -18,6 +18,7 @@ from flask.testing import FlaskClient
 from redis import Redis
 from werkzeug.test import TestResponse
 
+from filepipe import runtime
 from filepipe.config import Settings
 from filepipe.locks import FileLock
 from filepipe.process.bucket_events import RABBITMQ_EVENT, redrive_notification
@@ -151,6 +152,20 @@ def test_storage_down_answers_503_naming_the_cause(
     assert detail.startswith(f"cannot read s3://{file['bucket']}/{file['key']}: ")
     assert "EndpointConnectionError" in detail
     assert row_of(conn, file["id"])["version"] == 1, "nothing changed: the broker retries"
+
+
+def test_postgresql_exhausted_answers_503_naming_the_cause(
+    process: ProcessFactory, conn: Conn, settings: Settings, tenant: str
+) -> None:
+    client = process(FILEPIPE_DB_POOL_MIN="1", FILEPIPE_DB_POOL_MAX="1")
+    file = pending_pdf(conn, settings, tenant)
+
+    with runtime.current().pool.connection():  # the function's only connection, held
+        answer = send(client, notification(file))
+
+    assert answer.status_code == 503
+    detail = answer.get_json()["detail"]
+    assert detail.startswith("PostgreSQL is unavailable: PoolTimeout: "), detail
 
 
 # --- permanent: the object is gone ---------------------------------------------------------

@@ -37,6 +37,7 @@ _DEPENDENCIES: tuple[tuple[type[BaseException], str], ...] = (
     (BotoCoreError, "storage"),
     (ClientError, "storage"),
 )
+MAX_CAUSE = 500
 _TRANSIENT_CANDIDATES = (DependencyError, psycopg.Error, RedisError, BotoCoreError, ClientError)
 """What may be a transient cause (``is_outage`` decides; a ClientError, say, only when 5xx)."""
 
@@ -86,8 +87,13 @@ def causes_named() -> Iterator[None]:
 
 
 def describe(exc: BaseException) -> str:
-    """What failed, for an operator: our own message, or the dependency and its driver's error."""
+    """What failed, for an operator: our own message, or the dependency and its driver's error.
+
+    Cut to ``MAX_CAUSE`` characters, so the whole problem+json fits in the 768 bytes of a
+    response body that Knative keeps in a dead letter's ``knativeerrordata``."""
     if isinstance(exc, DependencyError):
-        return logs.redact(str(exc))
-    service = next(name for kind, name in _DEPENDENCIES if isinstance(exc, kind))
-    return logs.redact(f"{service} is unavailable: {type(exc).__name__}: {exc}")
+        cause = str(exc)
+    else:
+        service = next(name for kind, name in _DEPENDENCIES if isinstance(exc, kind))
+        cause = f"{service} is unavailable: {type(exc).__name__}: {exc}"
+    return logs.redact(" ".join(cause.split()))[:MAX_CAUSE]
