@@ -5,8 +5,9 @@ compare-and-set on (status, version), so a worker whose lock expired changes not
 
 - The lease is short (``FILEPIPE_LOCK_TTL``, 10 s) and a heartbeat thread renews it every third
   of it for as long as the holder works, however long one step takes: a dead worker's lock frees
-  itself within one TTL, a live worker's never lapses. A renewal that fails marks the lock lost;
-  the holder calls ``check()`` before each step and stops (``LockLost``) before settling.
+  itself within one TTL, a live worker's never lapses. A renewal that fails (or hangs) is tried
+  again at the next beat; once the lease has run out unrenewed, or was found gone, the lock is
+  lost: the holder calls ``check()`` on every chunk and before settling, and stops (``LockLost``).
 - Taking a held lock watches it for up to about one TTL (``takeover_wait``): if it frees (its
   holder died), it is taken at once; if its TTL goes up meanwhile, a heartbeat renewed it, the
   holder is alive, and the caller gets ``LockBusy``.
@@ -80,6 +81,9 @@ class FileLock:
         self._stop = threading.Event()
         self._heartbeat: threading.Thread | None = None
         self._lost: LockLost | None = None
+        self._last_error: BaseException | None = None
+        self._valid_until = 0.0
+        """When the lease runs out unless renewed (monotonic clock, measured before asking)."""
 
     def __enter__(self) -> FileLock:
         attributes = {"filepipe.file_id": self.file_id}
@@ -120,12 +124,16 @@ class FileLock:
             time.sleep(min(POLL_SECONDS, max(ttl, 1) / 1000, deadline - now))
 
     def _try_acquire(self) -> bool:
+        asked = time.monotonic()
         try:
-            return bool(self._lock.acquire(blocking=False))
+            taken = bool(self._lock.acquire(blocking=False))
         except (QuorumIsImpossible, RedisError) as exc:
             raise LockUnavailable(
                 f"Redis is unavailable, cannot lock file {self.file_id}: {_cause(exc)}"
             ) from exc
+        if taken:
+            self._valid_until = asked + self.ttl
+        return taken
 
     def _remaining_ms(self) -> int:
         """The held lock's remaining lease in ms (-2: gone, -1: no expiry), read from Redis."""
@@ -137,37 +145,38 @@ class FileLock:
             ) from exc
 
     def _beat(self) -> None:
-        """Renew the lease every third of it until released. A Redis error is retried at the next
-        beat while the lease still runs; once it cannot be renewed in time, the lock is lost."""
-        renewed_at = time.monotonic()
+        """Renew the lease every third of it until released. A Redis error (or a renewal that
+        hangs) is tried again at the next beat: the lease is lost only once it has run out."""
         while not self._stop.wait(self.ttl / 3):
+            attempt = time.monotonic()
             try:
                 self._lock.extend()
             except ExtendUnlockedLock as exc:  # the lease ran out: someone may hold it now
-                self._lose(exc)
+                self._lost = LockLost(f"lost the lock on file {self.file_id}: {_cause(exc)}")
+                log.warning(
+                    "file lock lost; the worker stops before settling",
+                    extra={"file_id": self.file_id, "error": _cause(exc)},
+                )
                 return
             except (QuorumIsImpossible, RedisError, TooManyExtensions) as exc:
-                if time.monotonic() + self.ttl / 3 >= renewed_at + self.ttl:
-                    self._lose(exc)
-                    return
+                self._last_error = exc
                 log.warning(
                     "could not renew the file lock; trying again",
                     extra={"file_id": self.file_id, "error": _cause(exc)},
                 )
             else:
-                renewed_at = time.monotonic()
-
-    def _lose(self, exc: BaseException) -> None:
-        self._lost = LockLost(f"lost the lock on file {self.file_id}: {_cause(exc)}")
-        log.warning(
-            "file lock lost; the worker stops before settling",
-            extra={"file_id": self.file_id, "error": _cause(exc)},
-        )
+                self._valid_until = attempt + self.ttl
 
     def check(self) -> None:
-        """Raise ``LockLost`` if the heartbeat could not renew the lease (cheap; call often)."""
+        """Raise ``LockLost`` once the lease is gone or has run out unrenewed (cheap; call it
+        before each step, and before settling)."""
         if self._lost is not None:
             raise self._lost
+        if time.monotonic() >= self._valid_until:
+            cause = "the heartbeat could not renew it in time"
+            if self._last_error is not None:
+                cause = _cause(self._last_error)
+            raise LockLost(f"lost the lock on file {self.file_id}: {cause}")
 
     def __exit__(
         self,

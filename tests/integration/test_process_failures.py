@@ -6,9 +6,11 @@ pipeline as real processes)."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +22,10 @@ from werkzeug.test import TestResponse
 
 from filepipe import runtime
 from filepipe.config import Settings
-from filepipe.locks import FileLock
-from filepipe.process.bucket_events import RABBITMQ_EVENT, redrive_notification
+from filepipe.locks import FileLock, LockLost
+from filepipe.process.bucket_events import RABBITMQ_EVENT, ObjectCreated, redrive_notification
+from filepipe.process.verify import process_notification
+from filepipe.runtime import Runtime
 from local.broker.envelope import Envelope, dead_letter
 from tests.support.broker import queue_depth, replay
 from tests.support.files import add_file, file_with_object, tenants
@@ -29,6 +33,7 @@ from tests.support.functions import function_app
 from tests.support.locks import lock_held_elsewhere
 from tests.support.pipeline import pipeline, presign_client
 from tests.support.redis_server import RedisServer
+from tests.support.throttle import ThrottlingProxy
 from tests.support.uploads import put, request_upload
 from tests.support.waiting import wait_until
 
@@ -301,6 +306,56 @@ def test_a_duplicate_finding_a_live_worker_is_acknowledged_and_the_file_settled_
     assert send(client, notification(file)).status_code == 200  # a late duplicate
     assert row_of(conn, file["id"])["status"] == "PROCESSED"
     assert event_types(conn, file["id"]).count("file.processed") == 1
+
+
+def test_a_worker_that_cannot_renew_its_lock_stops_before_settling(
+    conn: Conn, settings: Settings, tenant: str
+) -> None:
+    big = b"%PDF-1.7\n" + b"\0" * (3 * 1024 * 1024)  # about 3 s through the slow link below
+    file = file_with_object(
+        conn, settings, tenant, big, status="PENDING", size_bytes=None, declared_size=len(big)
+    )
+    record = ObjectCreated("s3:ObjectCreated:Put", file["bucket"], file["key"], len(big), None)
+    s3_port = int(str(settings.s3_endpoint_url).rsplit(":", 1)[1])
+    redis_port = int(settings.redis_url.rsplit(":", 1)[1].split("/")[0])
+    outcome: list[object] = []
+    with (
+        ThrottlingProxy(s3_port, 1024 * 1024) as slow_s3,
+        ThrottlingProxy(redis_port) as redis_link,
+    ):
+        rt = Runtime.from_settings(
+            replace(
+                settings,
+                s3_endpoint_url=f"http://127.0.0.1:{slow_s3.port}",
+                redis_url=f"redis://127.0.0.1:{redis_link.port}/0",
+                lock_ttl=TTL,
+            )
+        )
+
+        def work() -> None:
+            try:
+                outcome.append(process_notification(rt, record))
+            except LockLost as exc:
+                outcome.append(exc)
+
+        worker = threading.Thread(target=work)
+        try:
+            worker.start()
+            wait_until(
+                lambda: row_of(conn, file["id"])["status"] == "PROCESSING",
+                what="the worker to start streaming",
+            )
+            redis_link.cut()  # Redis gone for this worker: its heartbeat cannot renew
+            worker.join(30)
+        finally:
+            rt.close()
+
+    [lost] = outcome
+    assert isinstance(lost, LockLost), lost
+    assert str(lost).startswith(f"lost the lock on file {file['id']}: ")
+    row = row_of(conn, file["id"])
+    assert (row["status"], row["version"]) == ("PROCESSING", 3), "stopped before settling"
+    assert "file.processed" not in event_types(conn, file["id"])
 
 
 # --- replay recovers: through the whole pipeline ---------------------------------------------

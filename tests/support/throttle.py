@@ -37,6 +37,8 @@ class ThrottlingProxy:
     def cut(self) -> None:
         """Drop every connection and refuse new ones, as a dead server would."""
         self._closed.set()
+        with contextlib.suppress(OSError):  # wakes the accept() in progress (Linux), which
+            self._listener.shutdown(socket.SHUT_RDWR)  # closing alone lets complete once more
         self._listener.close()
         for sock in list(self._sockets):
             with contextlib.suppress(OSError):
@@ -48,6 +50,9 @@ class ThrottlingProxy:
             try:
                 client, _ = self._listener.accept()
             except OSError:
+                return
+            if self._closed.is_set():
+                client.close()
                 return
             upstream = socket.create_connection(("127.0.0.1", self.target_port))
             self._sockets += [client, upstream]
