@@ -1,7 +1,7 @@
 """HTTP delivery of one CloudEvent with Knative's retry rules.
 
 The event is POSTed in binary content mode with ``Prefer: reply``. A 2xx is success. Knative's
-``SelectiveRetry`` (knative.dev/eventing/pkg/kncloudevents) decides what is retried: no response
+``SelectiveRetry`` (``filepipe.events.knative_retries``) decides what is retried: no response
 (connection error, timeout), 5xx, 404, 408, 409 and 429; any other status fails at once. Retries
 wait ``backoffDelay * 2^n`` (exponential) or ``backoffDelay * n`` (linear), scaled by
 ``FILEPIPE_BROKER_BACKOFF_SCALE``.
@@ -23,6 +23,7 @@ from functools import partial
 
 import requests
 
+from filepipe.events import NO_RESPONSE, knative_retries
 from filepipe.web.senders import TOKEN_HEADER
 from local.broker.durations import backoff_delays
 from local.broker.envelope import Envelope
@@ -31,13 +32,7 @@ from local.broker.timers import Timers
 
 log = logging.getLogger(__name__)
 
-RETRIABLE_STATUSES = frozenset({404, 408, 409, 429})
-NO_RESPONSE = 0
-"""The status recorded when no HTTP response arrived (Knative's ``knativeerrorcode`` then)."""
-
-
-def retriable(status: int) -> bool:
-    return status == NO_RESPONSE or status >= 500 or status in RETRIABLE_STATUSES
+retriable = knative_retries
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,17 @@ PING = "dev.knative.sources.ping"
 """The type of Knative PingSource events (the reconcile and webhook-retry timers)."""
 
 
+NO_RESPONSE = 0
+"""The status Knative records (``knativeerrorcode``) when a delivery got no HTTP response."""
+_RETRIED_BELOW_500 = frozenset({404, 408, 409, 429})
+
+
+def knative_retries(status: int) -> bool:
+    """Whether Knative's ``SelectiveRetry`` (knative.dev/eventing/pkg/kncloudevents) retries a
+    delivery answered ``status``: no response, 5xx, 404, 408, 409 and 429; a cause that may pass."""
+    return status == NO_RESPONSE or status >= 500 or status in _RETRIED_BELOW_500
+
+
 class PublishError(DependencyError):
     """The broker ingress did not accept an event."""
 

@@ -226,8 +226,13 @@ def presign_get(
     return url
 
 
-NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
-"""The error codes storage answers a HEAD or GET of a key that holds no object with."""
+ABSENT_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+"""S3's error codes (GetObject, HeadObject) for a key that holds no object."""
+
+
+def is_absent(exc: ClientError) -> bool:
+    """Whether ``exc`` says the object does not exist (not that storage failed)."""
+    return exc.response.get("Error", {}).get("Code") in ABSENT_CODES
 
 
 def head_object(client: S3Client, bucket: str, key: str) -> dict[str, Any] | None:
@@ -238,7 +243,7 @@ def head_object(client: S3Client, bucket: str, key: str) -> dict[str, Any] | Non
     try:
         return dict(client.head_object(Bucket=bucket, Key=key))
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in NOT_FOUND_CODES:
+        if is_absent(exc):
             return None
         raise
 

@@ -21,7 +21,7 @@ from filepipe.config import Settings
 from filepipe.files import outbox
 from filepipe.locks import FileLock, LockBusy
 from filepipe.process.bucket_events import ObjectCreated
-from filepipe.process.dead_letters import fail_dead_letter
+from filepipe.process.dead_letters import DeadLetter, record_dead_letter
 from filepipe.runtime import Runtime
 from tests.support.functions import function_app
 from tests.support.metrics import families, samples_of, scrape, value
@@ -220,7 +220,7 @@ def test_publishing_counts_published_events_and_failures_by_type(
 def test_every_dead_letter_the_process_function_receives_is_counted(rt: Runtime) -> None:
     record = ObjectCreated("s3:ObjectCreated:Put", "uploads", f"no/{uuid.uuid4()}", 1, None)
 
-    assert fail_dead_letter(rt, record, "retries exhausted") is None
+    assert record_dead_letter(rt, record, DeadLetter(400, "refused")) is None
 
     counted = metrics.get().registry.get_sample_value(
         "filepipe_dead_letters_total", {"source": "process"}

@@ -22,7 +22,7 @@ from filepipe.auth import hash_key
 from filepipe.config import Settings
 from filepipe.files.cache import entry_key, invalidate
 from filepipe.process.bucket_events import ObjectCreated
-from filepipe.process.dead_letters import fail_dead_letter
+from filepipe.process.dead_letters import DeadLetter, record_dead_letter
 from filepipe.process.reconcile import reconcile
 from filepipe.process.verify import process_notification
 from filepipe.query.cache import ReadCache, api_key_entry, forget_api_key
@@ -116,7 +116,7 @@ def test_status_changes_show_at_once_after_processing_dead_letters_and_expiry(
     failed = upload()
     assert read(client, key, failed["id"]).get_json()["status"] == "PENDING"
     record = ObjectCreated("s3:ObjectCreated:Put", failed["bucket"], failed["key"], None, None)
-    assert fail_dead_letter(rt, record, "retries exhausted") == "FAILED"
+    assert record_dead_letter(rt, record, DeadLetter(400, "refused")) == "FAILED"
     assert read(client, key, failed["id"]).get_json()["status"] == "FAILED"
 
     # The oldest PENDING row of the database, so reconcile (batch of 1) picks this one.

@@ -51,6 +51,9 @@ class ThrottlingProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            if self._closed.is_set():
+                client.close()
+                return
             upstream = socket.create_connection(("127.0.0.1", self.target_port))
             self._sockets += [client, upstream]
             threading.Thread(target=self._pipe, args=(client, upstream, None), daemon=True).start()

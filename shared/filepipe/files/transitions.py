@@ -47,8 +47,12 @@ class Change:
     """Added to the event's data."""
     findings: Findings | None = None
     error: str | None = None
+    """The reason recorded; a change to PROCESSED without one clears an earlier reason (a
+    transient cause recorded by a dead letter is over)."""
     processed_at: datetime | None = None
     deleted_at: datetime | None = None
+    dead_letters: int | None = None
+    """The file's new count of dead letters (``filepipe.process.dead_letters``)."""
 
 
 @dataclass(frozen=True)
@@ -72,9 +76,11 @@ def transition(
         }
         if change.findings.sha256 is not None:
             values["sha256"] = change.findings.sha256
-    for name in ("error", "processed_at", "deleted_at"):
+    for name in ("error", "processed_at", "deleted_at", "dead_letters"):
         if (value := getattr(change, name)) is not None:
             values[name] = value
+    if change.to is Status.PROCESSED and change.error is None:
+        values["error"] = None
     assignments = sql.SQL("").join(
         sql.SQL(", {} = {}").format(sql.Identifier(name), sql.Placeholder(name)) for name in values
     )

@@ -1,54 +1,68 @@
-"""Verifying an uploaded object and settling its file as PROCESSED or REJECTED.
+"""Verifying an uploaded object and settling its file as PROCESSED, REJECTED or MISSING.
 
 For each object-created record: find the file by bucket and key (unknown objects are logged and
-acknowledged), take the file's Redlock, move PENDING → UPLOADED (``file.uploaded``) → PROCESSING,
-stream the object once (SHA-256, size, sniffed type), compare with what was declared and with the
-limits, then PROCESSED (``file.processed``) or REJECTED (``file.rejected``, with the reason). Each
-step is a compare-and-set with its event in the same transaction. A notification for a settled
-file re-publishes its events and changes nothing, unless the file was PROCESSED and the
-notification's size or ETag differ from the recorded ones: the object changed after it was
-verified, so it is verified again; the same bytes keep the file PROCESSED (the change is logged),
-other bytes make it QUARANTINED (``file.quarantined``, with the reason). Verified bytes never
-silently change. A DELETED file is left alone: a notification for it is ignored (nothing is
-changed or re-published), and a file deleted while being processed stays DELETED (the
-compare-and-set that would move it on fails, as may reading its removed object; the worker then
-stops). Transient failures raise ``DependencyError`` so the broker retries; when retries
-run out the dead-letter sink marks the file FAILED.
+acknowledged), take the file's Redlock (held by a heartbeat for the whole processing), open the
+object, move PENDING → UPLOADED (``file.uploaded``) → PROCESSING, stream the object once (SHA-256,
+size, sniffed type), compare with what was declared and with the limits, then PROCESSED
+(``file.processed``) or REJECTED (``file.rejected``, with the reason). Each step is a
+compare-and-set with its event in the same transaction.
+
+What the broker is told (its retries are for causes that may pass, nothing else):
+
+- Transient causes (PostgreSQL, Redis or storage unavailable, a lock lost, the file changed
+  under us) raise ``DependencyError``: the function answers 503 naming the cause and the broker
+  retries; a dead letter leaves the file to reconcile (``dead_letters``).
+- Permanent outcomes are settled here and acknowledged: an object that no longer exists makes
+  the file MISSING (``file.missing``), never retried.
+- A duplicate that finds a live worker holding the file's lock (its heartbeat renews it) is
+  acknowledged: that worker does the work, and reconcile re-drives the file should it die. A
+  dead worker's lock is taken over within about one TTL (``filepipe.locks``).
+- A notification for a settled file re-publishes its events and changes nothing, but for a
+  FAILED file, which is processed again (so replaying dead letters recovers files), and for a
+  PROCESSED file whose notification tells of another size or ETag: the object changed after it
+  was verified, so it is verified again; the same bytes keep it PROCESSED (the change is logged),
+  other bytes make it QUARANTINED (``file.quarantined``). Verified bytes never silently change.
+- A DELETED file is left alone: a notification for it is ignored, and a file deleted while being
+  processed stays DELETED (the compare-and-set that would move it on fails, as may reading its
+  removed object; the worker then stops).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from time import perf_counter
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from filepipe import events, logs, mediatypes, metrics, telemetry
 from filepipe.errors import DependencyError
 from filepipe.files import outbox, store
+from filepipe.files.missing import mark_missing
 from filepipe.files.model import FileRow, Status
 from filepipe.files.transitions import Change, Findings, apply
-from filepipe.locks import FileLock
+from filepipe.locks import FileLock, LockBusy
 from filepipe.process.bucket_events import ObjectCreated
-from filepipe.process.inspection import Inspection, inspect, is_textual, prefetch, sniff
+from filepipe.process.inspection import Inspection, sniff
+from filepipe.process.reading import (
+    ObjectMissing,
+    OpenObject,
+    StorageUnavailable,
+    opened,
+    read_object,
+)
 from filepipe.runtime import Runtime
-from filepipe.storage import readinto_of
 
 log = logging.getLogger(__name__)
 
 SOURCE = "/filepipe/process"
-CHUNK_BYTES = 1024 * 1024
-
-
-class StorageUnavailable(DependencyError):
-    """The object could not be read; retrying later may succeed."""
 
 
 class ConcurrentChange(DependencyError):
     """The file changed under us (another worker); the broker retries and finds it settled."""
+
+
+REPROCESSED = frozenset({Status.FAILED})
+"""Settled statuses that a notification processes again: FAILED files are recoverable."""
 
 
 @dataclass(frozen=True)
@@ -84,26 +98,63 @@ def changed_since_verified(file: FileRow, record: ObjectCreated) -> bool:
 
 
 def _process(rt: Runtime, found: FileRow) -> Status:
-    if found.status.settled:
+    if _finished(found):
         return _already_settled(rt, found)
-    with FileLock(rt.redis, str(found.id), ttl=rt.settings.lock_ttl) as lock:
-        started = perf_counter()
-        file = _reload(rt, found)
-        if file.status.settled:
-            return _already_settled(rt, file)
-        try:
+    try:
+        with FileLock(rt.redis, str(found.id), ttl=rt.settings.lock_ttl) as lock:
+            file = _reload(rt, found)
+            if _finished(file):
+                return _already_settled(rt, file)
+            return _work(rt, file, lock)
+    except LockBusy:
+        return _busy(found)
+
+
+def _finished(file: FileRow) -> bool:
+    """Whether a notification for ``file`` has nothing left to do but re-publish."""
+    return file.status.settled and file.status not in REPROCESSED
+
+
+def _busy(file: FileRow) -> Status:
+    """Acknowledge a notification whose file a live worker is processing (it renews its lock)."""
+    log.info(
+        "file is being processed by another worker; notification acknowledged",
+        extra={"file_id": str(file.id), "status": file.status},
+    )
+    return file.status
+
+
+def _work(rt: Runtime, file: FileRow, lock: FileLock) -> Status:
+    """Open, start, verify and settle ``file`` under its ``lock``."""
+    started = perf_counter()
+    try:
+        with opened(rt.s3, file) as obj:
             file = _start(rt, file)
-            inspection, verdict, findings = _verify(rt, file, lock)
+            inspection, verdict, findings = _verify(rt, file, lock, obj)
+            lock.check()
             status = _settle(rt, file, inspection, verdict, findings)
-        except (ConcurrentChange, StorageUnavailable):
-            if not _deleted_meanwhile(rt, file):
-                raise
-            return Status.DELETED
-        recorded = metrics.get()
-        recorded.files_settled.labels(status).inc()
-        recorded.processing_duration.labels(status).observe(perf_counter() - started)
-        recorded.processed_bytes.observe(inspection.size)
-        return status
+    except ObjectMissing:
+        return _missing(rt, file)
+    except (ConcurrentChange, StorageUnavailable):
+        if not _deleted_meanwhile(rt, file):
+            raise
+        return Status.DELETED
+    recorded = metrics.get()
+    recorded.files_settled.labels(status).inc()
+    recorded.processing_duration.labels(status).observe(perf_counter() - started)
+    recorded.processed_bytes.observe(inspection.size)
+    return status
+
+
+def _missing(rt: Runtime, file: FileRow) -> Status:
+    """The object is gone: the file becomes MISSING (a permanent outcome, acknowledged)."""
+    missing = mark_missing(rt, file, source=SOURCE)
+    if missing is not None:
+        metrics.get().files_settled.labels(Status.MISSING).inc()
+        return missing.status
+    if _deleted_meanwhile(rt, file):
+        return Status.DELETED
+    raise ConcurrentChange(f"file {file.id} changed while marking it MISSING")
 
 
 def _reload(rt: Runtime, found: FileRow) -> FileRow:
@@ -114,9 +165,13 @@ def _reload(rt: Runtime, found: FileRow) -> FileRow:
     return file
 
 
-def _verify(rt: Runtime, file: FileRow, lock: FileLock) -> tuple[Inspection, Verdict, Findings]:
-    """Read the object once, judge it against the declaration, and what to record of it."""
-    inspection, etag = _read_object(rt, file, on_chunk=lock.keep_alive)
+def _verify(
+    rt: Runtime, file: FileRow, lock: FileLock, obj: OpenObject
+) -> tuple[Inspection, Verdict, Findings]:
+    """Read the opened object once, judge it against the declaration, and what to record."""
+    inspection, etag = read_object(
+        file, obj, limit=rt.settings.max_upload_bytes, on_chunk=lock.check
+    )
     verdict = judge(file, inspection, max_bytes=rt.settings.max_upload_bytes)
     findings = Findings(
         size_bytes=inspection.size,
@@ -129,16 +184,21 @@ def _verify(rt: Runtime, file: FileRow, lock: FileLock) -> tuple[Inspection, Ver
 
 def _reverify(rt: Runtime, found: FileRow) -> Status:
     """Read the changed object again: the same bytes keep the file, others quarantine it."""
-    with FileLock(rt.redis, str(found.id), ttl=rt.settings.lock_ttl) as lock:
-        file = _reload(rt, found)
-        if file.status != Status.PROCESSED:
-            return _already_settled(rt, file)
-        try:
-            settled = _requalify(rt, file, lock)
-        except (ConcurrentChange, StorageUnavailable):
-            if not _deleted_meanwhile(rt, file):
-                raise
-            return Status.DELETED
+    try:
+        with FileLock(rt.redis, str(found.id), ttl=rt.settings.lock_ttl) as lock:
+            file = _reload(rt, found)
+            if file.status != Status.PROCESSED:
+                return _already_settled(rt, file)
+            try:
+                settled = _requalify(rt, file, lock)
+            except ObjectMissing:
+                return _missing(rt, file)
+            except (ConcurrentChange, StorageUnavailable):
+                if not _deleted_meanwhile(rt, file):
+                    raise
+                return Status.DELETED
+    except LockBusy:
+        return _busy(found)
     log.warning(
         "object changed after verification",
         extra={"file_id": str(file.id), "status": settled.status, "etag": settled.etag},
@@ -149,7 +209,9 @@ def _reverify(rt: Runtime, found: FileRow) -> Status:
 
 def _requalify(rt: Runtime, file: FileRow, lock: FileLock) -> FileRow:
     """Verify a PROCESSED file's object again: PROCESSED with the same bytes, else QUARANTINED."""
-    inspection, verdict, findings = _verify(rt, file, lock)
+    with opened(rt.s3, file) as obj:
+        inspection, verdict, findings = _verify(rt, file, lock, obj)
+    lock.check()
     if verdict.status == Status.PROCESSED and inspection.sha256 == file.sha256:
         change = Change(
             Status.PROCESSED, "object rewritten with the verified bytes", findings=findings
@@ -208,7 +270,10 @@ def _step(rt: Runtime, file: FileRow, change: Change) -> FileRow:
 
 
 def _start(rt: Runtime, file: FileRow) -> FileRow:
-    """PENDING → UPLOADED → PROCESSING; a PROCESSING file under our lock is a dead worker's."""
+    """PENDING → UPLOADED → PROCESSING; FAILED → PROCESSING (processed again); a PROCESSING
+    file under our lock is a dead worker's."""
+    if file.status == Status.FAILED:
+        return _step(rt, file, Change(Status.PROCESSING, "processing again after it failed"))
     if file.status == Status.PENDING:
         file = _step(rt, file, Change(Status.UPLOADED, "object arrived", events.FILE_UPLOADED))
     if file.status == Status.UPLOADED:
@@ -216,42 +281,6 @@ def _start(rt: Runtime, file: FileRow) -> FileRow:
     return _step(
         rt, file, Change(Status.PROCESSING, "processing restarted after an interrupted attempt")
     )
-
-
-def _read_object(
-    rt: Runtime, file: FileRow, *, on_chunk: Callable[[], None]
-) -> tuple[Inspection, str]:
-    attributes = {"filepipe.bucket": file.bucket, "filepipe.key": file.key}
-    with telemetry.tracer().start_as_current_span("read object", attributes=attributes) as span:
-        inspection, etag = _stream_object(rt, file, on_chunk=on_chunk)
-        span.set_attribute("filepipe.size", inspection.size)
-        return inspection, etag
-
-
-def _stream_object(
-    rt: Runtime, file: FileRow, *, on_chunk: Callable[[], None]
-) -> tuple[Inspection, str]:
-    limit = rt.settings.max_upload_bytes  # an upload of unknown size: the limit alone
-    if file.declared_size is not None:
-        limit = min(file.declared_size, limit)
-    where = f"s3://{file.bucket}/{file.key}"
-    try:
-        obj = rt.s3.get_object(Bucket=file.bucket, Key=file.key)
-        body = obj["Body"]
-        chunks = prefetch(readinto_of(body), chunk_size=CHUNK_BYTES)
-        try:
-            textual = is_textual(mediatypes.essence(file.declared_content_type))
-            inspection = inspect(chunks, limit=limit, on_chunk=on_chunk, text=textual)
-        finally:
-            chunks.close()
-            body.close()
-    except (ClientError, BotoCoreError, OSError) as exc:
-        raise StorageUnavailable(f"cannot read {where}: {exc}") from exc
-    if not inspection.truncated and inspection.size != obj["ContentLength"]:
-        raise StorageUnavailable(
-            f"read {inspection.size} of {obj['ContentLength']} bytes of {where}; retrying"
-        )
-    return inspection, str(obj.get("ETag", "")).strip('"')
 
 
 def judge(file: FileRow, inspection: Inspection, *, max_bytes: int) -> Verdict:

@@ -17,7 +17,8 @@ from filepipe.files import store
 from filepipe.files.missing import mark_missing
 from filepipe.files.model import FileRow, Status
 from filepipe.files.purge import purge
-from filepipe.process.verify import SOURCE, StorageUnavailable
+from filepipe.process.reading import StorageUnavailable
+from filepipe.process.verify import SOURCE
 from filepipe.runtime import Runtime
 from filepipe.storage import head_object
 
