@@ -132,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             except Exception as exc:  # noqa: BLE001 - one broken scenario must not stop the rest
                 (run_dir / name).mkdir(parents=True, exist_ok=True)
                 (run_dir / name / "harness-error.txt").write_text(traceback.format_exc())
-                row = Row(name, 0, 0, 0, 0, 0, 0, 0, 0, 0, None, None, error=repr(exc))
+                row = Row(name, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, None, None, error=repr(exc))
             rows.append(row)
             print(
                 f"chaos: {name}: done in {time.monotonic() - started:.0f} s: {_summary(row)}",

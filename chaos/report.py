@@ -11,8 +11,8 @@ Columns (``COLUMNS``; the bad ones, which must all be 0, are ``BAD_COLUMNS``):
 - ``failed_good``: files uploaded with correct declarations that ended FAILED or MISSING;
 - ``wrong``: a good file REJECTED, or a bad one PROCESSED;
 - ``stuck``: uploaded files not settled by the deadline;
-- ``duplicates``: an event id a WebSocket client received more than once, plus a ``webhook-id``
-  a receiver got again after answering it 2xx;
+- ``duplicates``: an event id a WebSocket client received more than once (``ws_duplicates``),
+  plus a ``webhook-id`` a receiver got again after answering it 2xx (``webhook_duplicates``);
 - ``5xx``: answers of 500 or more the uploading client saw, except 503s with ``Retry-After``;
 - ``503s``: those 503s with ``Retry-After`` (clean degradation: informative);
 - ``late``: where a scenario promises promptness, what came late (``-`` elsewhere);
@@ -51,7 +51,8 @@ class Row:
     failed_good: int
     wrong: int
     stuck: int
-    duplicates: int
+    ws_duplicates: int
+    webhook_duplicates: int
     errors_5xx: int
     answers_503: int
     late: int | None
@@ -61,6 +62,10 @@ class Row:
     """Files the client gave up uploading (informative: the client's retries ran out)."""
     error: str = ""
     """Why the scenario could not run to its end, if it could not."""
+
+    @property
+    def duplicates(self) -> int:
+        return self.ws_duplicates + self.webhook_duplicates
 
     @property
     def bad(self) -> list[str]:
@@ -74,7 +79,8 @@ def tally(
     uploads: Sequence[Upload],
     statuses: Mapping[str, str],
     *,
-    duplicates: int,
+    ws_duplicates: int,
+    webhook_duplicates: int,
     answers: Iterable[int | str],
     late: int | None,
     recovery_s: float | None,
@@ -95,7 +101,8 @@ def tally(
         wrong=sum(1 for u in good if final.get(u.file_id) is Status.REJECTED)
         + sum(1 for u in bad if final.get(u.file_id) is Status.PROCESSED),
         stuck=sum(1 for u in uploads if u.file_id not in final or not final[u.file_id].settled),
-        duplicates=duplicates,
+        ws_duplicates=ws_duplicates,
+        webhook_duplicates=webhook_duplicates,
         errors_5xx=counts["5xx"],
         answers_503=counts["503"],
         late=late,
@@ -168,7 +175,7 @@ def as_json(rows: Sequence[Row], settings: Mapping[str, Any]) -> str:
     return json.dumps(
         {
             "settings": dict(settings),
-            "rows": [{**asdict(row), "bad": row.bad} for row in rows],
+            "rows": [{**asdict(row), "duplicates": row.duplicates, "bad": row.bad} for row in rows],
             "passed": passed(rows),
         },
         indent=2,
