@@ -109,7 +109,10 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 def _pause(stack: Stack) -> None:
     print(f"stack kept up: {stack.url} (database {stack.database_url}, logs {stack.logs})")
-    input("press Enter to tear it down ")
+    try:
+        input("press Enter to tear it down ")
+    except EOFError:
+        print("no terminal to wait on: tearing it down")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -48,10 +48,11 @@ FUNCTIONS = {
 TUNING = {
     "FILEPIPE_STUCK_AFTER": "20",
     "FILEPIPE_PING_INTERVAL": "5",
-    "FILEPIPE_RECONCILE_GRACE": "5",
+    "FILEPIPE_RECONCILE_GRACE": "20",
 }
 """Recovery settings short enough that a scenario settles in minutes (reconcile every 5 s,
-files unchanged for 20 s re-driven); every other setting keeps its production default."""
+files unchanged for 20 s re-driven, PENDING ones included); every other setting keeps its
+production default."""
 
 
 @dataclass
