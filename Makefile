@@ -32,7 +32,8 @@ migrate: install
 bench: install
 	bash bench/run.sh
 
-# The failure scenarios of issue 13 against a stack of their own (about 45 min with the defaults;
+# The failure scenarios of issue 13 against a stack of their own (25-30 min with the defaults if
+# every scenario recovers, up to an hour if files get stuck;
 # e.g. `make chaos CHAOS_ARGS="--scenario redis-down --outage 15 --files 30"`).
 chaos: install
 	bash local/services.sh

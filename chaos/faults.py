@@ -2,9 +2,12 @@
 
 Every component of the chaos stack reaches PostgreSQL and RabbitMQ through a ``FaultProxy``, so
 an outage is one call: ``cut()`` closes every live connection and refuses new ones (each is
-accepted and closed at once, as a peer that is down but whose host answers), ``heal()`` lets
-connections through again. Same interface as ``tests/support/faultproxy.py``; kept here so the
-harness depends on nothing under ``tests/`` that another part is still writing.
+accepted and closed at once, as a peer that is down but whose host answers); ``stall()`` is a
+network partition instead: connections stay open but nothing goes through them, and new ones
+hang before reaching the target; ``heal()`` lets everything through again (what a stall held
+back is delivered then, as TCP would retransmit it). Same interface as
+``tests/support/faultproxy.py`` (plus ``stall``); kept here so the harness depends on nothing
+under ``tests/`` that another part is still writing.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ class FaultProxy:
         self._lock = threading.Lock()
         self._cut = False
         self._closed = False
+        self._flowing = threading.Event()
+        self._flowing.set()
         self._live: set[socket.socket] = set()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
@@ -41,10 +46,16 @@ class FaultProxy:
             live, self._live = self._live, set()
         for sock in live:
             _close(sock)
+        self._flowing.set()  # what a stall held back finds its sockets closed
+
+    def stall(self) -> None:
+        """Hold every byte, both ways, and every new connection, until ``heal()``."""
+        self._flowing.clear()
 
     def heal(self) -> None:
         with self._lock:
             self._cut = False
+        self._flowing.set()
 
     def close(self) -> None:
         """Stop listening and drop every connection."""
@@ -75,6 +86,10 @@ class FaultProxy:
             threading.Thread(target=self._connect, args=(client,), daemon=True).start()
 
     def _connect(self, client: socket.socket) -> None:
+        self._flowing.wait()
+        if self._cut:
+            _close(client)
+            return
         try:
             upstream = socket.create_connection(self.target, timeout=5)
         except OSError:
@@ -94,6 +109,9 @@ class FaultProxy:
         """Copy ``source`` to ``sink`` until either ends; then close both."""
         try:
             while data := source.recv(CHUNK):
+                self._flowing.wait()
+                if self._cut:
+                    break
                 sink.sendall(data)
         except OSError:
             pass  # cut, or a peer went away: both ends are closed below

@@ -67,6 +67,15 @@ class Cut(Outage):
 
 
 @dataclass
+class Stall(Cut):
+    """A network partition in front of PostgreSQL or RabbitMQ: connections hang, for the
+    outage (what ``Cut`` does not show: waits bounded, dead connections noticed)."""
+
+    def inject(self, run: Run) -> None:
+        getattr(run.stack, self.proxy).stall()
+
+
+@dataclass
 class DuplicateNotifications(Outage):
     """Every notification of the uploads delivered twice."""
 
@@ -163,6 +172,7 @@ SCENARIOS: dict[str, Scenario] = {
         Kill("broker-kill", "kill -9 the broker emulator", component="broker"),
         Cut("postgres-cut", "PostgreSQL unreachable (proxy cut)", proxy="postgres"),
         Cut("rabbitmq-cut", "RabbitMQ unreachable (proxy cut)", proxy="rabbitmq"),
+        Stall("postgres-stall", "PostgreSQL partitioned: connections hang", proxy="postgres"),
         Kill("redis-down", "kill -9 Redis", component="redis"),
         DuplicateNotifications("duplicates", "every S3 notification published twice"),
         Kill(

@@ -8,12 +8,13 @@ from chaos.__main__ import parse
 from chaos.scenarios import SCENARIOS
 
 
-def test_the_catalogue_holds_the_nine_scenarios_of_issue_13() -> None:
+def test_the_catalogue_holds_the_scenarios_of_issue_13_and_a_partition() -> None:
     assert list(SCENARIOS) == [
         "process-kill",
         "broker-kill",
         "postgres-cut",
         "rabbitmq-cut",
+        "postgres-stall",
         "redis-down",
         "duplicates",
         "s3-restart",

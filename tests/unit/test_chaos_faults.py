@@ -63,3 +63,29 @@ def test_close_stops_listening(echo: int) -> None:
     proxy.close()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", proxy.port), timeout=2).close()
+
+
+def test_a_stall_holds_bytes_and_new_connections_until_healed(echo: int) -> None:
+    with FaultProxy("127.0.0.1", echo) as proxy:
+        live = socket.create_connection(("127.0.0.1", proxy.port), timeout=5)
+        with live:
+            live.sendall(b"one")
+            assert live.recv(1024) == b"one"
+            proxy.stall()
+            live.sendall(b"two")
+            live.settimeout(0.5)
+            with pytest.raises(TimeoutError):
+                live.recv(1024)  # held, not lost
+            proxy.heal()
+            live.settimeout(5)
+            assert live.recv(1024) == b"two"
+        proxy.stall()
+        late = socket.create_connection(("127.0.0.1", proxy.port), timeout=5)
+        with late:
+            late.sendall(b"three")
+            late.settimeout(0.5)
+            with pytest.raises(TimeoutError):
+                late.recv(1024)
+            proxy.heal()
+            late.settimeout(5)
+            assert late.recv(1024) == b"three"
