@@ -120,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = Options(args.files, args.outage, args.settle, args.rate, args.prompt)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in background
     run_dir = args.runs / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     names = args.scenario or list(SCENARIOS)
     rows: list[Row] = []
@@ -145,6 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("chaos: interrupted; every stack was taken down", file=sys.stderr)
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         if rows:
             print(table(rows))
             args.json.parent.mkdir(parents=True, exist_ok=True)
