@@ -3,6 +3,7 @@ stack of its own, which must come down without a trace."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 from urllib.parse import unquote
@@ -15,7 +16,13 @@ from chaos.scenarios import SCENARIOS
 from chaos.stack import ADMIN_URL, Stack
 from tests.support.waiting import port_open
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        shutil.which("rabbitmqctl") is None or shutil.which("redis-server") is None,
+        reason="the chaos stack makes its vhost with rabbitmqctl and runs its own redis-server",
+    ),
+]
 
 
 def database_exists(url: str) -> bool:
