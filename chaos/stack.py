@@ -12,6 +12,7 @@ killed with SIGKILL and started again on the same port.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -21,13 +22,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
+from cryptography.fernet import Fernet
 
 from chaos.faults import FaultProxy
 from filepipe import db
 from tests.support.waiting import free_port, port_open, wait_until
+
+log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN_URL = os.environ.get(
@@ -97,27 +101,16 @@ class Component:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def kill(self) -> None:
-        """SIGKILL the whole process group (a gunicorn master and its workers alike)."""
-        self._signal(signal.SIGKILL)
-
-    def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM, then SIGKILL after ``grace`` seconds."""
-        self._signal(signal.SIGTERM, grace)
-        self._signal(signal.SIGKILL)
-
-    def _signal(self, sig: signal.Signals, wait: float = 10.0) -> None:
+    def kill(self, timeout: float = 10.0) -> None:
+        """SIGKILL the whole process group (a gunicorn master and its workers alike); return
+        once its port is free for the next start."""
         proc = self.proc
         if proc is None:
             return
         with contextlib.suppress(ProcessLookupError):  # the group is gone already
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(wait)
-        except subprocess.TimeoutExpired:
-            return
-        if sig == signal.SIGKILL:
-            wait_until(lambda: not port_open(self.port), timeout=wait, what=f"{self.name} port")
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout)
+        wait_until(lambda: not port_open(self.port), timeout=timeout, what=f"{self.name} port")
 
 
 @dataclass
@@ -139,32 +132,24 @@ class Stack:
     def __getitem__(self, name: str) -> Component:
         return self.components[name]
 
-    def restart(self, name: str) -> None:
-        component = self.components[name]
-        component.stop()
-        component.start()
-
-    def ensure_running(self) -> None:
-        """Start again anything that died (a scenario's fault must not leak into the next)."""
-        for component in self.components.values():
-            if not component.alive:
-                component.start()
-
 
 @contextmanager
-def chaos_stack(logs: Path, **overrides: str) -> Iterator[Stack]:
+def chaos_stack(logs: Path) -> Iterator[Stack]:
     """Start the stack, logs in ``logs``; everything is stopped and dropped on exit."""
     logs.mkdir(parents=True, exist_ok=True)
     run = uuid.uuid4().hex[:10]
     with _shielded(ExitStack()) as stack:
         direct_db = stack.enter_context(_database(f"filepipe_chaos_{run}"))
         vhost = stack.enter_context(_vhost(f"filepipe-chaos-{run}"))
-        postgres = stack.enter_context(FaultProxy("127.0.0.1", 5432))
+        target = urlsplit(direct_db)
+        postgres = stack.enter_context(
+            FaultProxy(target.hostname or "127.0.0.1", target.port or 5432)
+        )
         rabbitmq = stack.enter_context(FaultProxy(AMQP_HOST, AMQP_PORT))
         ports = {
             name: free_port() for name in (*FUNCTIONS, "gateway", "front", "redis", "s3", "broker")
         }
-        env = _environment(direct_db, vhost, postgres, rabbitmq, ports, logs) | TUNING | overrides
+        env = _environment(direct_db, vhost, postgres, rabbitmq, ports, logs) | TUNING
         components = _components(ports, env, logs)
         stack.callback(_stop_all, list(components.values()))
         for component in components.values():
@@ -193,7 +178,7 @@ def _environment(
 ) -> dict[str, str]:
     """What every component gets: ``local/filepipe.env``'s values, pointed at this stack."""
     return {
-        "FILEPIPE_DATABASE_URL": database_url.replace(":5432/", f":{postgres.port}/"),
+        "FILEPIPE_DATABASE_URL": _through(database_url, postgres),
         "FILEPIPE_REDIS_URL": f"redis://127.0.0.1:{ports['redis']}/0",
         "FILEPIPE_AMQP_URL": _amqp_url(rabbitmq.port, vhost),
         "FILEPIPE_S3_ENDPOINT_URL": f"http://127.0.0.1:{ports['s3']}",
@@ -307,8 +292,12 @@ def _components(
 
 
 def _stop_all(components: Sequence[Component]) -> None:
+    """Kill every component; one that will not die does not keep the others alive."""
     for component in components:
-        component.kill()
+        try:
+            component.kill()
+        except (AssertionError, subprocess.TimeoutExpired) as exc:
+            log.error("%s did not stop: %s", component.name, exc)
 
 
 @contextmanager
@@ -340,11 +329,17 @@ def _rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
 
 
+def _through(url: str, proxy: FaultProxy) -> str:
+    """``url`` with its host and port replaced by the proxy's."""
+    parts = urlsplit(url)
+    secret = f":{parts.password}" if parts.password else ""
+    user = f"{parts.username}{secret}@" if parts.username else ""
+    return urlunsplit(parts._replace(netloc=f"{user}127.0.0.1:{proxy.port}"))
+
+
 def _amqp_url(port: int, vhost: str) -> str:
     return f"amqp://guest:guest@{AMQP_HOST}:{port}/{quote(vhost, safe='')}"
 
 
 def _fernet_key() -> str:
-    from cryptography.fernet import Fernet
-
     return Fernet.generate_key().decode()
