@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install up test lint migrate bench clean compose-up
+.PHONY: install up test lint migrate bench chaos clean compose-up
 
 $(BIN)/filepipe-admin: pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,13 @@ migrate: install
 
 bench: install
 	bash bench/run.sh
+
+# The failure scenarios of issue 13 against a stack of their own (25-30 min with the defaults if
+# every scenario recovers, up to an hour if files get stuck;
+# e.g. `make chaos CHAOS_ARGS="--scenario redis-down --outage 15 --files 30"`).
+chaos: install
+	bash local/services.sh
+	$(BIN)/python -m chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
