@@ -20,7 +20,7 @@ from websockets.sync.client import connect
 
 from filepipe.config import Settings
 from tests.support.faultproxy import FaultProxy
-from tests.support.files import Conn, add_file, tenants
+from tests.support.files import Conn, file_with_object, tenants
 from tests.support.processes import running
 from tests.support.waiting import free_port
 
@@ -172,11 +172,12 @@ def test_a_cut_dependency_is_a_quick_503_and_the_first_request_after_healing_suc
     healed: dict[str, FaultProxy],
     key: tuple[str, str],
     conn: Conn,
+    settings: Settings,
     dependency: str,
     affected: list[str],
 ) -> None:
     tenant, api_key = key
-    file = add_file(conn, tenant, status="PROCESSED")
+    file = file_with_object(conn, settings, tenant, b"%PDF-1.7\n")
     calls = _calls(live, api_key, str(file["id"]))
     for name in affected:  # every pool holds a live connection before the cut
         _assert_quick_success(name, calls[name])
@@ -191,11 +192,15 @@ def test_a_cut_dependency_is_a_quick_503_and_the_first_request_after_healing_suc
 
 
 def test_with_redis_cut_every_route_still_answers_quickly(
-    live: dict[str, str], healed: dict[str, FaultProxy], key: tuple[str, str], conn: Conn
+    live: dict[str, str],
+    healed: dict[str, FaultProxy],
+    key: tuple[str, str],
+    conn: Conn,
+    settings: Settings,
 ) -> None:
     """Redis only caches reads and counts upload rates: without it requests go on (fail open)."""
     tenant, api_key = key
-    file = add_file(conn, tenant, status="PROCESSED")
+    file = file_with_object(conn, settings, tenant, b"%PDF-1.7\n")
     calls = _calls(live, api_key, str(file["id"]))
 
     healed["redis"].cut()
