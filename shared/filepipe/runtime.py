@@ -23,12 +23,13 @@ from filepipe import metrics, telemetry
 from filepipe.config import Settings
 from filepipe.db import create_pool
 from filepipe.events import Publisher
-from filepipe.files.republisher import Republisher
 from filepipe.logs import configure_logging
 from filepipe.storage import COMPLETION_READ_TIMEOUT, create_s3_client
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+    from filepipe.files.republisher import Republisher
 
 
 REDIS_TIMEOUT = 2.0
@@ -105,6 +106,9 @@ class Runtime:
         """Retries the outbox in the background after a failed publish (its thread starts on
         the first failure)."""
         assert self.publisher is not None, "nothing to republish without K_SINK"
+        # imported here: filepipe.files imports filepipe.web, whose package imports this module
+        from filepipe.files.republisher import Republisher
+
         return Republisher(self.pool, self.publisher, batch=self.settings.reconcile_batch)
 
     def close(self) -> None:
