@@ -109,5 +109,8 @@ def configure_logging(
     handler._filepipe = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level.upper())
-    for chatty in ("pika", "pottery", "botocore", "urllib3"):
+    for chatty in ("pika", "botocore", "urllib3"):
         logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
+    # pottery logs each Redis error with its traceback, then raises it (QuorumIsImpossible), which
+    # filepipe.locks turns into the cause logged once: during an outage, two tracebacks per try
+    logging.getLogger("pottery").setLevel(logging.CRITICAL)

@@ -6,6 +6,7 @@ pipeline as real processes)."""
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import uuid
@@ -126,12 +127,22 @@ def pending_pdf(conn: Conn, settings: Settings, tenant: str) -> dict[str, Any]:
 
 
 def test_redis_down_answers_503_naming_the_cause(
-    process: ProcessFactory, conn: Conn, settings: Settings, tenant: str, closed_port_url: str
+    process: ProcessFactory,
+    conn: Conn,
+    settings: Settings,
+    tenant: str,
+    closed_port_url: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     client = process(FILEPIPE_REDIS_URL=closed_port_url.replace("http://", "redis://"))
     file = pending_pdf(conn, settings, tenant)
 
-    answer = send(client, notification(file))
+    with caplog.at_level(logging.WARNING):
+        answer = send(client, notification(file))
+
+    # one warning naming the cause, not a crash logged with its traceback
+    assert [r.levelname for r in caplog.records if r.exc_info] == []
+    assert any(r.getMessage().startswith("transient failure") for r in caplog.records)
 
     assert answer.status_code == 503
     assert answer.mimetype == "application/problem+json" and answer.headers["Retry-After"]

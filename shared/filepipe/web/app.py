@@ -19,6 +19,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.routing import PathConverter
 
 from filepipe import metrics, runtime
+from filepipe.errors import ProblemError
 from filepipe.origins import AllowedOrigins
 from filepipe.web.cors import Cors
 from filepipe.web.health_routes import HealthRoutes
@@ -46,6 +47,7 @@ def start_function(
     settings = runtime.start(app.name, app)
     app.url_map.converters["path"] = AnyPath  # before functions-framework adds its routes
     app.register_error_handler(HTTPException, _framework_error)
+    app.register_error_handler(ProblemError, _problem)
     app.register_error_handler(InternalServerError, _crash)
     if app.name in internal:
         require_broker(app, settings.event_token)
@@ -68,6 +70,12 @@ class AnyPath(PathConverter):
 
 
 def _framework_error(error: HTTPException) -> Response:
+    return response_for(error, request.path)
+
+
+def _problem(error: ProblemError) -> Response:
+    """A function's own refusal (the process function's 503 naming a transient cause, say): the
+    answer it chose, without Flask logging it as a crash with a traceback."""
     return response_for(error, request.path)
 
 
