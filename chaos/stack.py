@@ -22,13 +22,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit
 
 import psycopg
 from cryptography.fernet import Fernet
 
-from chaos.faults import FaultProxy
 from filepipe import db
+from tests.support.faultproxy import FaultProxy, behind
+from tests.support.redis_server import redis_server_argv
 from tests.support.waiting import free_port, port_open, wait_until
 
 log = logging.getLogger(__name__)
@@ -178,7 +179,7 @@ def _environment(
 ) -> dict[str, str]:
     """What every component gets: ``local/filepipe.env``'s values, pointed at this stack."""
     return {
-        "FILEPIPE_DATABASE_URL": _through(database_url, postgres),
+        "FILEPIPE_DATABASE_URL": behind(database_url, postgres),
         "FILEPIPE_REDIS_URL": f"redis://127.0.0.1:{ports['redis']}/0",
         "FILEPIPE_AMQP_URL": _amqp_url(rabbitmq.port, vhost),
         "FILEPIPE_S3_ENDPOINT_URL": f"http://127.0.0.1:{ports['s3']}",
@@ -227,17 +228,7 @@ def _components(
 ) -> dict[str, Component]:
     python = sys.executable
     argv: dict[str, list[str]] = {
-        "redis": [
-            "redis-server",
-            "--port",
-            str(ports["redis"]),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
+        "redis": redis_server_argv(ports["redis"], logs),
         "s3": [python, "-m", "local.s3_server", "--port", str(ports["s3"])],
         "broker": [python, "-m", "local.broker"],
     }
@@ -327,14 +318,6 @@ def _vhost(name: str) -> Iterator[str]:
 
 def _rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
-
-
-def _through(url: str, proxy: FaultProxy) -> str:
-    """``url`` with its host and port replaced by the proxy's."""
-    parts = urlsplit(url)
-    secret = f":{parts.password}" if parts.password else ""
-    user = f"{parts.username}{secret}@" if parts.username else ""
-    return urlunsplit(parts._replace(netloc=f"{user}127.0.0.1:{proxy.port}"))
 
 
 def _amqp_url(port: int, vhost: str) -> str:

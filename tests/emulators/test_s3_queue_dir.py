@@ -1,7 +1,7 @@
 """The local S3 keeps notifications RabbitMQ cannot take in its queue directory, as MinIO does.
 
-The real S3 server process reaches RabbitMQ through a port that is closed during the outage and
-forwards to RabbitMQ once healed; the notifications arrive in order, in MinIO's format, even
+The real S3 server process reaches RabbitMQ through a ``FaultProxy`` that is cut during the
+outage and healed after; the notifications arrive in order, in MinIO's format, even
 across a SIGKILL of the S3 server while they wait.
 """
 
@@ -10,11 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
-import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,47 +19,13 @@ import pytest
 from filepipe.config import Settings
 from filepipe.storage import create_s3_client
 from tests.support.broker import amqp_channel, delete, queue_depth
+from tests.support.faultproxy import FaultProxy
 from tests.support.processes import running
 from tests.support.waiting import free_port, wait_until
 
 pytestmark = pytest.mark.integration
 
 RABBITMQ = ("127.0.0.1", 5672)
-
-
-@contextmanager
-def forwarding(port: int, target: tuple[str, int] = RABBITMQ) -> Iterator[None]:
-    """Listen on ``port`` and pipe each connection to ``target`` (RabbitMQ is "back")."""
-    listener = socket.create_server(("127.0.0.1", port))
-    sockets: list[socket.socket] = [listener]
-
-    def pipe(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, sink):
-                sock.close()
-
-    def accept() -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(target)
-            sockets.extend((client, upstream))
-            threading.Thread(target=pipe, args=(client, upstream), daemon=True).start()
-            threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
-    try:
-        yield
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def drain(queue: str) -> list[tuple[Any, bytes]]:
@@ -85,10 +47,12 @@ def test_notifications_wait_on_disk_and_arrive_in_order_once_rabbitmq_is_back(
         channel.exchange_declare(exchange, exchange_type="fanout", durable=True)
         channel.queue_declare(queue, durable=True)
         channel.queue_bind(queue, exchange)
-    amqp_port, port = free_port(), free_port()
+    rabbitmq = FaultProxy(*RABBITMQ)
+    rabbitmq.cut()
+    port = free_port()
     env = {
         **s3_env,
-        "FILEPIPE_AMQP_URL": f"amqp://guest:guest@127.0.0.1:{amqp_port}/%2F",
+        "FILEPIPE_AMQP_URL": f"amqp://guest:guest@127.0.0.1:{rabbitmq.port}/%2F",
         "FILEPIPE_S3_NOTIFY_EXCHANGE": exchange,
         "FILEPIPE_S3_QUEUE_DIR": str(tmp_path / "queue"),
     }
@@ -108,7 +72,8 @@ def test_notifications_wait_on_disk_and_arrive_in_order_once_rabbitmq_is_back(
             os.killpg(first.pid, signal.SIGKILL)
             first.wait(10)
 
-        with running(args, port=port, env=env), forwarding(amqp_port):
+        rabbitmq.heal()
+        with running(args, port=port, env=env):
             wait_until(lambda: queue_depth(queue) == 3, timeout=30, what="the queued notifications")
             wait_until(lambda: not list(waiting.glob("*.json")), what="the queue dir emptied")
             client.put_object(Bucket="uploads", Key="queued/after.txt", Body=b"x")
@@ -133,4 +98,5 @@ def test_notifications_wait_on_disk_and_arrive_in_order_once_rabbitmq_is_back(
         assert record["s3"]["object"]["size"] == 5
         assert record["s3"]["object"]["contentType"] == "text/plain"
     finally:
+        rabbitmq.close()
         delete([queue], [exchange])

@@ -13,7 +13,7 @@ import requests
 
 from filepipe import auth
 from tests.support import multipart as mp
-from tests.support.files import settled
+from tests.support.files import event_types, row_of, settled
 from tests.support.pipeline import pipeline
 from tests.support.processes import running
 from tests.support.uppy import Uppy, form_post, meta_of, put_parts
@@ -43,19 +43,6 @@ def endpoint(service_env: dict[str, str]) -> Iterator[str]:
 @pytest.fixture
 def uppy(endpoint: str, conn: Conn) -> Uppy:
     return Uppy(endpoint, auth.create_key(conn, "companion-tenant"))
-
-
-def row_of(conn: Conn, file_id: str) -> dict[str, Any]:
-    row = conn.execute("SELECT * FROM files WHERE id = %s", (file_id,)).fetchone()
-    assert row is not None
-    return row
-
-
-def event_types(conn: Conn, file_id: str) -> list[str]:
-    rows = conn.execute(
-        "SELECT type FROM events WHERE file_id = %s ORDER BY created_at", (file_id,)
-    ).fetchall()
-    return [row["type"] for row in rows]
 
 
 def file_id_of(key: str) -> str:

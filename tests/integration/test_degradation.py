@@ -19,9 +19,9 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from filepipe.config import Settings
-from tests.support.faultproxy import FaultProxy
+from tests.support.faultproxy import FaultProxy, behind
 from tests.support.files import Conn, file_with_object, tenants
-from tests.support.processes import running
+from tests.support.processes import functions_running, running
 from tests.support.waiting import free_port
 
 pytestmark = pytest.mark.integration
@@ -34,11 +34,6 @@ FUNCTIONS = {
     "query": ("functions/query/main.py", "query"),
     "webhooks": ("functions/notify/main.py", "webhooks"),
 }
-
-
-def _behind(url: str, proxy: FaultProxy) -> str:
-    port = urlsplit(url).port
-    return url.replace(f":{port}", f":{proxy.port}", 1)
 
 
 @pytest.fixture(scope="module")
@@ -63,18 +58,13 @@ def live(service_env: dict[str, str], gates: dict[str, FaultProxy]) -> Iterator[
     """Each HTTP function as a real server whose dependencies go through ``gates``."""
     env = {
         **service_env,
-        "FILEPIPE_DATABASE_URL": _behind(service_env["FILEPIPE_DATABASE_URL"], gates["postgres"]),
-        "FILEPIPE_REDIS_URL": _behind(Settings.from_env(service_env).redis_url, gates["redis"]),
-        "FILEPIPE_S3_ENDPOINT_URL": _behind(service_env["FILEPIPE_S3_ENDPOINT_URL"], gates["s3"]),
+        "FILEPIPE_DATABASE_URL": behind(service_env["FILEPIPE_DATABASE_URL"], gates["postgres"]),
+        "FILEPIPE_REDIS_URL": behind(Settings.from_env(service_env).redis_url, gates["redis"]),
+        "FILEPIPE_S3_ENDPOINT_URL": behind(service_env["FILEPIPE_S3_ENDPOINT_URL"], gates["s3"]),
         "FILEPIPE_DB_POOL_MIN": "1",
     }
-    urls = {}
     with ExitStack() as stack:
-        for name, (source, target) in FUNCTIONS.items():
-            port = free_port()
-            args = ["-m", "filepipe.server", "--source", source, "--target", target]
-            stack.enter_context(running([*args, "--port", str(port)], port=port, env=env))
-            urls[name] = f"http://127.0.0.1:{port}"
+        urls = stack.enter_context(functions_running(FUNCTIONS, env))
         port = free_port()
         args = ["-m", "filepipe.notify.gateway", "--host", "127.0.0.1", "--port", str(port)]
         stack.enter_context(running(args, port=port, env=env))

@@ -30,7 +30,7 @@ from filepipe.process.verify import process_notification
 from filepipe.query import delete
 from filepipe.runtime import Runtime
 from filepipe.storage import create_s3_client
-from tests.support.files import add_file, file_with_object, tenants
+from tests.support.files import add_file, file_with_object
 from tests.support.functions import function_app
 from tests.support.receiver import Receiver
 from tests.support.waiting import wait_until
@@ -43,12 +43,6 @@ pytestmark = pytest.mark.integration
 Conn = psycopg.Connection[dict[str, Any]]
 PDF = b"%PDF-1.7\n" + b"delete me " * 200 + b"\n%%EOF\n"
 PART = b"p" * (5 * 1024 * 1024)
-
-
-@pytest.fixture
-def make_tenant(conn: Conn) -> Iterator[Callable[[], tuple[str, str]]]:
-    with tenants(conn) as make:
-        yield make
 
 
 @pytest.fixture

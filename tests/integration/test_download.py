@@ -19,7 +19,7 @@ from flask.testing import FlaskClient
 
 from filepipe.config import Settings
 from filepipe.storage import content_disposition
-from tests.support.files import add_file, file_with_object, tenants
+from tests.support.files import add_file, file_with_object
 from tests.support.functions import function_app
 from tests.support.pipeline import Pipeline, pipeline
 from tests.support.uploads import put, request_upload
@@ -40,12 +40,6 @@ SAFE_HEADER = re.compile(
 def pipe(service_env: dict[str, str]) -> Iterator[Pipeline]:
     with pipeline(service_env) as running_pipe:
         yield running_pipe
-
-
-@pytest.fixture
-def make_tenant(conn: Conn) -> Iterator[Callable[[], tuple[str, str]]]:
-    with tenants(conn) as make:
-        yield make
 
 
 @pytest.fixture

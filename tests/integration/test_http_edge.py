@@ -7,17 +7,15 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterator
-from contextlib import ExitStack
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 
+from tests.support.faultproxy import FaultProxy, behind
 from tests.support.files import Conn, add_file, tenants
-from tests.support.processes import running
-from tests.support.throttle import ThrottlingProxy
-from tests.support.waiting import free_port
+from tests.support.processes import functions_running
 
 pytestmark = pytest.mark.integration
 
@@ -30,26 +28,20 @@ FUNCTIONS = {
 
 
 @pytest.fixture(scope="module")
-def database_gate(database_url: str) -> Iterator[ThrottlingProxy]:
+def database_gate(database_url: str) -> Iterator[FaultProxy]:
     """PostgreSQL behind a proxy the tests can cut."""
-    with ThrottlingProxy(urlsplit(database_url).port or 5432) as gate:
+    with FaultProxy("127.0.0.1", urlsplit(database_url).port or 5432) as gate:
         yield gate
 
 
 @pytest.fixture(scope="module")
 def live(
-    service_env: dict[str, str], database_url: str, database_gate: ThrottlingProxy
+    service_env: dict[str, str], database_url: str, database_gate: FaultProxy
 ) -> Iterator[dict[str, str]]:
     """Each function as a real server process; their PostgreSQL is behind ``database_gate``."""
-    gated = database_url.replace(f":{urlsplit(database_url).port}/", f":{database_gate.port}/", 1)
+    gated = behind(database_url, database_gate)
     env = {**service_env, "FILEPIPE_DATABASE_URL": gated, "FILEPIPE_DB_POOL_MIN": "0"}
-    urls = {}
-    with ExitStack() as stack:
-        for name, (source, target) in FUNCTIONS.items():
-            port = free_port()
-            args = ["-m", "filepipe.server", "--source", source, "--target", target]
-            stack.enter_context(running([*args, "--port", str(port)], port=port, env=env))
-            urls[name] = f"http://127.0.0.1:{port}"
+    with functions_running(FUNCTIONS, env) as urls:
         yield urls
 
 
@@ -168,7 +160,7 @@ def test_a_request_that_is_not_a_cloudevent_is_refused_echoing_nothing(
 
 
 def test_postgresql_going_away_is_a_503_with_retry_after(
-    live: dict[str, str], key: tuple[str, str], conn: Conn, database_gate: ThrottlingProxy
+    live: dict[str, str], key: tuple[str, str], conn: Conn, database_gate: FaultProxy
 ) -> None:
     tenant, api_key = key
     file = add_file(conn, tenant)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from redis import Redis
@@ -18,13 +17,6 @@ from tests.support.waiting import wait_until
 pytestmark = pytest.mark.integration
 
 TTL = 1.5
-
-
-@pytest.fixture
-def redis(settings: Settings) -> Iterator[Redis]:
-    client = Redis.from_url(settings.redis_url)
-    yield client
-    client.close()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from filepipe.files import store
 from filepipe.process.reconcile.objects import check_processed
 from filepipe.runtime import Runtime
 from filepipe.storage import create_s3_client
-from tests.support.files import add_file, file_with_object, tenants
+from tests.support.files import add_file, file_with_object, row_of
 from tests.support.functions import function_app
 from tests.support.receiver import Receiver
 from tests.support.waiting import free_port
@@ -30,24 +30,12 @@ CSV = b"name,size\nalpha,1\n"
 
 
 @pytest.fixture
-def make_tenant(conn: Conn) -> Iterator[Callable[[], tuple[str, str]]]:
-    with tenants(conn) as make:
-        yield make
-
-
-@pytest.fixture
 def rt(settings: Settings, event_receiver: Receiver) -> Iterator[Runtime]:
     built = Runtime.from_settings(
         replace(settings, k_sink=f"{event_receiver.url}/", missing_check_batch=10_000)
     )
     yield built
     built.close()
-
-
-def row_of(conn: Conn, file_id: Any) -> dict[str, Any]:
-    row = conn.execute("SELECT * FROM files WHERE id = %s", (file_id,)).fetchone()
-    assert row is not None
-    return row
 
 
 def missing_events(conn: Conn, file_id: Any) -> list[dict[str, Any]]:

@@ -22,8 +22,8 @@ from filepipe.process.verify import process_notification
 from filepipe.runtime import Runtime
 from filepipe.storage import create_s3_client
 from tests.support.broker import queue_depth
+from tests.support.faultproxy import FaultProxy
 from tests.support.pipeline import Pipeline, pipeline
-from tests.support.throttle import ThrottlingProxy
 from tests.support.uploads import put, request_upload
 from tests.support.waiting import wait_until
 
@@ -43,7 +43,7 @@ def pipe(service_env: dict[str, str]) -> Iterator[Pipeline]:
     """The pipeline, its process function reading S3 through a 8 MiB/s link."""
     s3_port = int(service_env["FILEPIPE_S3_ENDPOINT_URL"].rsplit(":", 1)[1])
     with (
-        ThrottlingProxy(s3_port, 8 * 1024 * 1024) as slow_link,
+        FaultProxy("127.0.0.1", s3_port, bytes_per_second=8 * 1024 * 1024) as slow_link,
         pipeline(
             service_env,
             FILEPIPE_MAX_UPLOAD_BYTES=str(PROCESS_MAX_BYTES),

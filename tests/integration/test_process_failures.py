@@ -29,12 +29,12 @@ from filepipe.process.verify import process_notification
 from filepipe.runtime import Runtime
 from local.broker.envelope import Envelope, dead_letter
 from tests.support.broker import queue_depth, replay
-from tests.support.files import add_file, file_with_object, tenants
+from tests.support.faultproxy import FaultProxy
+from tests.support.files import add_file, event_types, file_with_object, row_of, tenants
 from tests.support.functions import function_app
 from tests.support.locks import lock_held_elsewhere
 from tests.support.pipeline import pipeline, presign_client
 from tests.support.redis_server import RedisServer
-from tests.support.throttle import ThrottlingProxy
 from tests.support.uploads import put, request_upload
 from tests.support.waiting import wait_until
 
@@ -94,19 +94,6 @@ def problem(detail: str) -> bytes:
 
 def send(client: FlaskClient, event: Envelope) -> TestResponse:
     return client.post("/", data=event.data, headers=event.http_headers())
-
-
-def row_of(conn: Conn, file_id: object) -> dict[str, Any]:
-    row = conn.execute("SELECT * FROM files WHERE id = %s", (file_id,)).fetchone()
-    assert row is not None
-    return row
-
-
-def event_types(conn: Conn, file_id: object) -> list[str]:
-    rows = conn.execute(
-        "SELECT type FROM events WHERE file_id = %s ORDER BY created_at", (file_id,)
-    )
-    return [r["type"] for r in rows.fetchall()]
 
 
 def log_messages(conn: Conn, file_id: object) -> list[str]:
@@ -331,8 +318,8 @@ def test_a_worker_that_cannot_renew_its_lock_stops_before_settling(
     redis_port = int(settings.redis_url.rsplit(":", 1)[1].split("/")[0])
     outcome: list[object] = []
     with (
-        ThrottlingProxy(s3_port, 1024 * 1024) as slow_s3,
-        ThrottlingProxy(redis_port) as redis_link,
+        FaultProxy("127.0.0.1", s3_port, bytes_per_second=1024 * 1024) as slow_s3,
+        FaultProxy("127.0.0.1", redis_port) as redis_link,
     ):
         rt = Runtime.from_settings(
             replace(

@@ -4,7 +4,7 @@ keyset pages, parameter validation, tenant isolation, ETags and the processing l
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -13,7 +13,7 @@ import pytest
 from flask.testing import FlaskClient
 from psycopg.types.json import Jsonb
 
-from tests.support.files import BASE_TIME, add_file, tenants
+from tests.support.files import BASE_TIME, add_file
 from tests.support.functions import function_app
 
 pytestmark = pytest.mark.integration
@@ -25,12 +25,6 @@ S1, S2 = "1a" * 32, "2b" * 32
 @pytest.fixture
 def client(function_env: dict[str, str]) -> FlaskClient:
     return function_app("query").test_client()
-
-
-@pytest.fixture
-def make_tenant(conn: Conn) -> Iterator[Callable[[], tuple[str, str]]]:
-    with tenants(conn) as make:
-        yield make
 
 
 def get(client: FlaskClient, key: str | None, path: str, **params: Any) -> Any:

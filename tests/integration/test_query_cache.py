@@ -27,7 +27,7 @@ from filepipe.process.reconcile import reconcile
 from filepipe.process.verify import process_notification
 from filepipe.query.cache import ReadCache, api_key_entry, forget_api_key
 from filepipe.runtime import Runtime
-from tests.support.files import add_file, tenants
+from tests.support.files import add_file
 from tests.support.functions import function_app
 from tests.support.uploads import put, request_upload
 from tests.support.waiting import free_port, wait_until
@@ -41,12 +41,6 @@ PDF = b"%PDF-1.7\n" + b"cached " * 100 + b"\n%%EOF\n"
 @pytest.fixture
 def client(function_env: dict[str, str]) -> FlaskClient:
     return function_app("query").test_client()
-
-
-@pytest.fixture
-def make_tenant(conn: Conn) -> Iterator[Callable[[], tuple[str, str]]]:
-    with tenants(conn) as make:
-        yield make
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import pytest
 from flask.testing import FlaskClient
 
 from tests.conftest import SESSION
-from tests.support.functions import function_app
 from tests.support.pipeline import Pipeline, pipeline
 from tests.support.processes import running
 from tests.support.uploads import put, request_upload
@@ -64,15 +63,9 @@ def test_a_lost_notification_is_re_driven_and_the_file_processed(
 
 
 def test_an_unpublished_event_is_published(
-    pipe: Pipeline,
-    function_env: dict[str, str],
-    monkeypatch: pytest.MonkeyPatch,
-    api_key: str,
-    conn: Conn,
-    closed_port_url: str,
+    pipe: Pipeline, presign_broker_down: FlaskClient, api_key: str, conn: Conn
 ) -> None:
-    monkeypatch.setenv("K_SINK", closed_port_url)
-    upload = request_upload(function_app("presign").test_client(), api_key, PDF, filename="r.pdf")
+    upload = request_upload(presign_broker_down, api_key, PDF, filename="r.pdf")
     event = conn.execute("SELECT id FROM events WHERE file_id = %s", (upload["id"],)).fetchone()
     assert event is not None
 

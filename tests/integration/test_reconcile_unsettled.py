@@ -17,21 +17,16 @@ import pytest
 
 from filepipe.config import Settings
 from filepipe.files import store
+from filepipe.files.model import FileRow
 from filepipe.process.reconcile import reconcile
 from filepipe.runtime import Runtime
-from tests.support.files import add_file, file_with_object, tenants
+from tests.support.files import add_file, file_with_object
 from tests.support.receiver import Receiver, Recorded
 
 pytestmark = pytest.mark.integration
 
 Conn = psycopg.Connection[dict[str, Any]]
 PDF = b"%PDF-1.7\n" + b"stuck " * 100 + b"\n%%EOF\n"
-
-
-@pytest.fixture
-def make_tenant(conn: Conn) -> Iterator[Callable[[], tuple[str, str]]]:
-    with tenants(conn) as make:
-        yield make
 
 
 @pytest.fixture
@@ -44,6 +39,19 @@ def rt(settings: Settings, event_receiver: Receiver) -> Iterator[Runtime]:
 
 def ago(seconds: float) -> datetime:
     return datetime.now(UTC) - timedelta(seconds=seconds)
+
+
+def unsettled(rt: Runtime, limit: int = 10_000) -> list[FileRow]:
+    """What reconcile would look at now, oldest first and each tenant in turn (grace 60 s,
+    stuck after 120 s)."""
+    with rt.pool.connection() as pooled:
+        return store.unsettled(
+            pooled,
+            datetime.now(UTC),
+            grace=timedelta(seconds=60),
+            stuck_after=timedelta(seconds=120),
+            limit=limit,
+        )
 
 
 def redrives(receiver: Receiver, row: dict[str, Any]) -> list[Recorded]:
@@ -179,26 +187,10 @@ def test_each_tenant_is_served_in_turn_oldest_first(
     hogs = [add_file(conn, hog, status="UPLOADED", updated_at=ago(2000 - i)) for i in range(40)]
     smalls = [add_file(conn, small, status="PROCESSING", updated_at=ago(500 - i)) for i in (0, 1)]
 
-    with rt.pool.connection() as pooled:
-        due = store.unsettled(
-            pooled,
-            datetime.now(UTC),
-            grace=timedelta(seconds=60),
-            stuck_after=timedelta(seconds=120),
-            limit=10_000,
-        )
-        bounded = store.unsettled(
-            pooled,
-            datetime.now(UTC),
-            grace=timedelta(seconds=60),
-            stuck_after=timedelta(seconds=120),
-            limit=3,
-        )
-
-    mine = [file.id for file in due if file.tenant in (hog, small)]
+    mine = [file.id for file in unsettled(rt) if file.tenant in (hog, small)]
     expected = [hogs[0], smalls[0], hogs[1], smalls[1], *hogs[2:]]
     assert mine == [row["id"] for row in expected]
-    assert len(bounded) == 3
+    assert len(unsettled(rt, limit=3)) == 3
 
 
 def test_an_upload_under_way_is_looked_at_in_turn_and_expired_as_soon_as_its_url_is(
@@ -213,15 +205,7 @@ def test_an_upload_under_way_is_looked_at_in_turn_and_expired_as_soon_as_its_url
     found = looked.fetchone()
     assert found is not None and found["status"] == "PENDING"
     assert found["checked_at"] is not None
-    with rt.pool.connection() as pooled:
-        due = store.unsettled(
-            pooled,
-            datetime.now(UTC),
-            grace=timedelta(seconds=60),
-            stuck_after=timedelta(seconds=120),
-            limit=10_000,
-        )
-    assert row["id"] not in {file.id for file in due}  # looked at: not again before 120 s
+    assert row["id"] not in {file.id for file in unsettled(rt)}  # looked at: not again before 120 s
 
     conn.execute(
         "UPDATE files SET upload_expires_at = now() - interval '2 minutes' WHERE id = %s",

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
+from flask.testing import FlaskClient
 
 from filepipe import runtime
 from tests.support.functions import function_app
@@ -35,17 +36,10 @@ def attempts(conn: Conn, event_id: str) -> dict[str, Any] | None:
 
 
 def test_a_refused_event_is_published_soon_after_the_broker_is_back(
-    function_env: dict[str, str],
-    monkeypatch: pytest.MonkeyPatch,
-    api_key: str,
-    conn: Conn,
-    closed_port_url: str,
+    presign_broker_down: FlaskClient, api_key: str, conn: Conn, closed_port_url: str
 ) -> None:
-    monkeypatch.setenv("K_SINK", closed_port_url)
-    presign = function_app("presign").test_client()
-
     started = time.monotonic()
-    upload = request_upload(presign, api_key, PDF, filename="later.pdf")
+    upload = request_upload(presign_broker_down, api_key, PDF, filename="later.pdf")
     answered_in = time.monotonic() - started
     event = conn.execute("SELECT id FROM events WHERE file_id = %s", (upload["id"],)).fetchone()
     assert event is not None

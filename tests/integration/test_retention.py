@@ -20,7 +20,7 @@ from filepipe.process.reconcile import reconcile
 from filepipe.retention import prune_history
 from filepipe.runtime import Runtime
 from filepipe.storage import create_s3_client
-from tests.support.files import add_file, file_with_object, tenants
+from tests.support.files import add_file, file_with_object
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -30,12 +30,6 @@ pytestmark = pytest.mark.integration
 Conn = psycopg.Connection[dict[str, Any]]
 CSV = b"name,size\nalpha,1\n"
 RETAINED = ("REJECTED", "EXPIRED", "FAILED", "CANCELLED", "MISSING")
-
-
-@pytest.fixture
-def make_tenant(conn: Conn) -> Iterator[Callable[[], tuple[str, str]]]:
-    with tenants(conn) as make:
-        yield make
 
 
 @pytest.fixture

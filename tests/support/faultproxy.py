@@ -1,10 +1,14 @@
-"""A TCP proxy in front of a real service that tests can cut and heal, to take the service away
-and bring it back without touching it (the services are shared with other test sessions).
+"""A TCP proxy in front of a real service that tests and the chaos harness can cut, stall, slow
+and heal, to take the service away and bring it back without touching it (the services are
+shared with other sessions).
 
-``cut()`` drops every open connection and refuses new ones (the port is closed, so a connect is
-refused at once, as with a stopped server); ``heal()`` listens again on the same port and
-forwards new connections. Connections dropped by ``cut()`` stay dropped: a client must notice
-and reconnect, which is what the tests check.
+``cut()`` closes every live connection and refuses new ones (each is accepted and closed at
+once, as a peer that is down but whose host answers); ``stall()`` is a network partition
+instead: connections stay open but nothing goes through them, and new ones hang before reaching
+the target; ``heal()`` lets everything through again (what a stall held back is delivered then,
+as TCP would retransmit it). Connections dropped by ``cut()`` stay dropped: a client must notice
+and reconnect. With ``bytes_per_second`` the server-to-client direction flows no faster than
+that, to catch a reader mid-stream.
 """
 
 from __future__ import annotations
@@ -12,97 +16,134 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from types import TracebackType
+from urllib.parse import urlsplit, urlunsplit
+
+CHUNK = 64 * 1024
 
 
 class FaultProxy:
-    """Forwards ``127.0.0.1:<port>`` to ``target_host:target_port`` until cut."""
+    """Forwards ``127.0.0.1:<port>`` to ``target_host:target_port`` until cut; answers at
+    ``bytes_per_second`` at most (``None``: as fast as they come)."""
 
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(
+        self, target_host: str, target_port: int, *, bytes_per_second: int | None = None
+    ) -> None:
         self.target = (target_host, target_port)
+        self.rate = bytes_per_second
         self._lock = threading.Lock()
-        self._connections: set[socket.socket] = set()
-        self._listener: socket.socket | None = None
-        self.port = self._listen(0)
+        self._cut = False
+        self._closed = False
+        self._flowing = threading.Event()
+        self._flowing.set()
+        self._live: set[socket.socket] = set()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, name=f"proxy-{self.port}", daemon=True).start()
+
+    @property
+    def is_cut(self) -> bool:
+        return self._cut
+
+    def cut(self) -> None:
+        """Close every live connection and refuse new ones until ``heal()``."""
+        with self._lock:
+            self._cut = True
+            live, self._live = self._live, set()
+        for sock in live:
+            _close(sock)
+        self._flowing.set()  # what a stall held back finds its sockets closed
+
+    def stall(self) -> None:
+        """Hold every byte, both ways, and every new connection, until ``heal()``."""
+        self._flowing.clear()
+
+    def heal(self) -> None:
+        with self._lock:
+            self._cut = False
+        self._flowing.set()
+
+    def close(self) -> None:
+        """Stop listening and drop every connection."""
+        self._closed = True
+        self.cut()
+        with contextlib.suppress(OSError):  # wakes the accepting thread; close alone does not
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
 
     def __enter__(self) -> FaultProxy:
         return self
 
     def __exit__(
         self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
     ) -> None:
         self.close()
 
-    @property
-    def is_cut(self) -> bool:
-        return self._listener is None
-
-    def cut(self) -> None:
-        """Close the port and every connection through it, as a service that died would."""
-        with self._lock:
-            listener, self._listener = self._listener, None
-            connections, self._connections = self._connections, set()
-        if listener is not None:
-            _drop(listener)
-        for sock in connections:
-            _drop(sock)
-
-    def heal(self) -> None:
-        """Listen on the same port again (no-op if not cut)."""
-        if self.is_cut:
-            self._listen(self.port)
-
-    def close(self) -> None:
-        self.cut()
-
-    def _listen(self, port: int) -> int:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", port))
-        listener.listen(64)
-        with self._lock:
-            self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-        return int(listener.getsockname()[1])
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
+    def _accept(self) -> None:
+        while not self._closed:
             try:
-                client, _ = listener.accept()
+                client, _ = self._listener.accept()
             except OSError:
-                return  # cut
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                _drop(client)
+                return  # closed
+            if self._cut:
+                _close(client)
                 continue
-            upstream.settimeout(None)
-            with self._lock:
-                if self._listener is not listener:  # cut meanwhile
-                    _drop(client)
-                    _drop(upstream)
-                    return
-                self._connections |= {client, upstream}
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+            threading.Thread(target=self._connect, args=(client,), daemon=True).start()
 
-    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+    def _connect(self, client: socket.socket) -> None:
+        self._flowing.wait()
+        if self._cut:
+            _close(client)
+            return
         try:
-            while data := source.recv(65536):
-                sink.sendall(data)
+            upstream = socket.create_connection(self.target, timeout=5)
         except OSError:
-            pass
-        finally:
-            with self._lock:
-                self._connections -= {source, sink}
-            _drop(source)
-            _drop(sink)
+            _close(client)  # the target itself is down: the client sees the same
+            return
+        upstream.settimeout(None)
+        with self._lock:
+            if self._cut:
+                _close(client)
+                _close(upstream)
+                return
+            self._live.update((client, upstream))
+        threading.Thread(target=self._pump, args=(client, upstream, None), daemon=True).start()
+        self._pump(upstream, client, self.rate)
+
+    def _pump(self, source: socket.socket, sink: socket.socket, rate: int | None) -> None:
+        """Copy ``source`` to ``sink`` (at ``rate`` bytes/s at most) until either ends; then
+        close both."""
+        chunk = CHUNK if rate is None else max(1024, rate // 20)
+        try:
+            while data := source.recv(chunk):
+                self._flowing.wait()
+                if self._cut:
+                    break
+                started = time.monotonic()
+                sink.sendall(data)
+                if rate is not None:
+                    time.sleep(max(0.0, len(data) / rate - (time.monotonic() - started)))
+        except OSError:
+            pass  # cut, or a peer went away: both ends are closed below
+        with self._lock:
+            self._live.difference_update((source, sink))
+        _close(source)
+        _close(sink)
 
 
-def _drop(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):
+def behind(url: str, proxy: FaultProxy) -> str:
+    """``url`` with its host and port replaced by the proxy's (user and password kept)."""
+    parts = urlsplit(url)
+    secret = f":{parts.password}" if parts.password else ""
+    user = f"{parts.username}{secret}@" if parts.username else ""
+    return urlunsplit(parts._replace(netloc=f"{user}127.0.0.1:{proxy.port}"))
+
+
+def _close(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # not connected, or already shut
         sock.shutdown(socket.SHUT_RDWR)
     sock.close()

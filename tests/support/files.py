@@ -110,6 +110,21 @@ def add_many(conn: Conn, tenant: str, count: int, *, newest: datetime = BASE_TIM
     )
 
 
+def row_of(conn: Conn, file_id: object) -> dict[str, Any]:
+    """The file's row as it is now (it must exist)."""
+    row = conn.execute("SELECT * FROM files WHERE id = %s", (file_id,)).fetchone()
+    assert row is not None
+    return row
+
+
+def event_types(conn: Conn, file_id: object) -> list[str]:
+    """The types of the file's events, oldest first."""
+    rows = conn.execute(
+        "SELECT type FROM events WHERE file_id = %s ORDER BY created_at", (file_id,)
+    ).fetchall()
+    return [row["type"] for row in rows]
+
+
 def settled(
     conn: psycopg.Connection[dict[str, Any]], file_id: str, timeout: float = 30.0
 ) -> dict[str, Any]:

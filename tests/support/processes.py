@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from tests.support.waiting import port_open, wait_until
+from tests.support.waiting import free_port, port_open, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,6 +50,22 @@ def running(
         yield proc
     finally:
         stop(proc)
+
+
+@contextmanager
+def functions_running(
+    functions: Mapping[str, tuple[str, str]], env: Mapping[str, str]
+) -> Iterator[dict[str, str]]:
+    """Each ``name: (source, target)`` served by ``python -m filepipe.server`` (gunicorn, as
+    deployed) on a free port; yield their base URLs by name, stop them all on exit."""
+    urls = {}
+    with ExitStack() as stack:
+        for name, (source, target) in functions.items():
+            port = free_port()
+            args = ["-m", "filepipe.server", "--source", source, "--target", target]
+            stack.enter_context(running([*args, "--port", str(port)], port=port, env=env))
+            urls[name] = f"http://127.0.0.1:{port}"
+        yield urls
 
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:

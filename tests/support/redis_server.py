@@ -10,6 +10,16 @@ from tests.support.processes import stop
 from tests.support.waiting import free_port, port_open, wait_until
 
 
+def redis_server_argv(port: int, directory: Path) -> list[str]:
+    """A throw-away ``redis-server`` on ``127.0.0.1:port`` that persists nothing (``directory``
+    is its working directory, for anything it would write)."""
+    return [
+        "redis-server",
+        *("--port", str(port), "--bind", "127.0.0.1"),
+        *("--save", "", "--appendonly", "no", "--dir", str(directory)),
+    ]
+
+
 class RedisServer:
     def __init__(self, directory: Path) -> None:
         self.port = free_port()
@@ -19,19 +29,7 @@ class RedisServer:
 
     def start(self) -> None:
         self._process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self._directory),
-            ],
+            redis_server_argv(self.port, self._directory),
             stdout=subprocess.DEVNULL,
             start_new_session=True,
         )

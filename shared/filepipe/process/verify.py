@@ -133,17 +133,26 @@ def _work(rt: Runtime, file: FileRow, lock: FileLock) -> Status:
             inspection, verdict, findings = _verify(rt, file, lock, obj)
             lock.check()
             status = _settle(rt, file, inspection, verdict, findings)
-    except ObjectMissing:
-        return _missing(rt, file)
-    except (ConcurrentChange, StorageUnavailable):
-        if not _deleted_meanwhile(rt, file):
-            raise
-        return Status.DELETED
+    except (ObjectMissing, ConcurrentChange, StorageUnavailable) as stopped:
+        return _stopped(rt, file, stopped)
     recorded = metrics.get()
     recorded.files_settled.labels(status).inc()
     recorded.processing_duration.labels(status).observe(perf_counter() - started)
     recorded.processed_bytes.observe(inspection.size)
     return status
+
+
+def _stopped(
+    rt: Runtime, file: FileRow, cause: ObjectMissing | ConcurrentChange | StorageUnavailable
+) -> Status:
+    """How work on ``file`` ends when ``cause`` stopped it: MISSING if its object is gone,
+    DELETED if the file was deleted meanwhile (what failed then is a consequence); else
+    ``cause`` is raised again, transient."""
+    if isinstance(cause, ObjectMissing):
+        return _missing(rt, file)
+    if not _deleted_meanwhile(rt, file):
+        raise cause
+    return Status.DELETED
 
 
 def _missing(rt: Runtime, file: FileRow) -> Status:
@@ -191,12 +200,8 @@ def _reverify(rt: Runtime, found: FileRow) -> Status:
                 return _already_settled(rt, file)
             try:
                 settled = _requalify(rt, file, lock)
-            except ObjectMissing:
-                return _missing(rt, file)
-            except (ConcurrentChange, StorageUnavailable):
-                if not _deleted_meanwhile(rt, file):
-                    raise
-                return Status.DELETED
+            except (ObjectMissing, ConcurrentChange, StorageUnavailable) as stopped:
+                return _stopped(rt, file, stopped)
     except LockBusy:
         return _busy(found)
     log.warning(

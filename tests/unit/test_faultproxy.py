@@ -1,15 +1,16 @@
-"""The chaos suite's TCP fault proxy, against a real echo server on loopback."""
+"""The TCP fault proxy of the tests and the chaos suite, against a real echo server on loopback."""
 
 from __future__ import annotations
 
 import socket
 import socketserver
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 
-from chaos.faults import FaultProxy
+from tests.support.faultproxy import FaultProxy, behind
 
 
 class _Echo(socketserver.BaseRequestHandler):
@@ -89,3 +90,25 @@ def test_a_stall_holds_bytes_and_new_connections_until_healed(echo: int) -> None
             proxy.heal()
             late.settimeout(5)
             assert late.recv(1024) == b"three"
+
+
+def test_a_throttled_proxy_answers_no_faster_than_its_rate(echo: int) -> None:
+    message = b"x" * 40_000
+    with (
+        FaultProxy("127.0.0.1", echo, bytes_per_second=100_000) as proxy,
+        socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as sock,
+    ):
+        started = time.monotonic()
+        sock.sendall(message)
+        echoed = b""
+        while len(echoed) < len(message):
+            echoed += sock.recv(65536)
+        took = time.monotonic() - started
+    assert echoed == message
+    assert took >= 0.3  # 40 kB at 100 kB/s: 0.4 s, less the pause after the last chunk
+
+
+def test_behind_points_a_url_at_the_proxy_keeping_its_credentials(echo: int) -> None:
+    with FaultProxy("127.0.0.1", echo) as proxy:
+        url = behind("postgresql://user:secret@db.example:5432/files?sslmode=disable", proxy)
+    assert url == f"postgresql://user:secret@127.0.0.1:{proxy.port}/files?sslmode=disable"
