@@ -25,7 +25,7 @@ from filepipe.process.bucket_events import ObjectCreated
 from filepipe.process.dead_letters import DeadLetter, record_dead_letter
 from filepipe.process.reconcile import reconcile
 from filepipe.process.verify import process_notification
-from filepipe.query.cache import ReadCache, api_key_entry, forget_api_key
+from filepipe.query.cache import CachedFile, Lookup, ReadCache, api_key_entry, forget_api_key
 from filepipe.runtime import Runtime
 from tests.support.files import add_file
 from tests.support.functions import function_app
@@ -124,18 +124,23 @@ def test_status_changes_show_at_once_after_processing_dead_letters_and_expiry(
 def test_a_read_that_raced_a_change_is_not_stored(redis: Redis) -> None:
     cache = ReadCache(redis, ttl=60)
     key_hash, file_id = hash_key("a key"), uuid.uuid4()
-    before = cache.lookup(file_id)
-    assert before.file is None and cache.key_tenant(key_hash) is None
+    tenant, before = cache.read(key_hash, file_id)
+    assert before.file is None and tenant is None
     assert before.guard is not None
 
     invalidate(redis, file_id)  # a writer commits while the reader queries PostgreSQL
-    assert not cache.store_file(file_id, "t", {"version": 1}, before.guard)
+    assert not cache.store_file(file_id, CachedFile("t", "v1", b"{}"), before.guard)
     assert not redis.exists(entry_key(file_id))
 
     after = cache.lookup(file_id)
-    assert cache.store_file(file_id, "t", {"version": 2}, after.guard or "")
-    hit = cache.lookup(file_id)
-    assert (hit.file_tenant, hit.file) == ("t", {"version": 2})
+    assert cache.store_file(file_id, CachedFile("t", "v2", b'{"a":\n1}'), after.guard or "")
+    assert cache.read(key_hash, file_id)[1].file == CachedFile("t", "v2", b'{"a":\n1}')
+
+
+def test_an_entry_of_another_format_is_a_miss(redis: Redis) -> None:
+    cache, file_id = ReadCache(redis, ttl=60), uuid.uuid4()
+    redis.set(entry_key(file_id), b'{"tenant": "t", "file": {}}', px=60_000)
+    assert cache.lookup(file_id) == Lookup(guard="")
 
 
 def test_the_tenant_of_a_key_is_cached_briefly_and_forgotten_on_revocation(

@@ -4,8 +4,9 @@
 Every route sees only the caller's tenant's files (another tenant's file is a 404). ``GET /files``
 pages newest first with signed keyset cursors (``cursors``); ``GET /files/{id}`` is served
 cache-aside from Redis (to an upload token, which may read only the files it made and no other
-route, straight from PostgreSQL) (``cache``; the API key's tenant is cached too, so a hit touches no
-database) with an ETag from the file's id and version, so ``If-None-Match`` answers 304.
+route, straight from PostgreSQL) (``cache``; the API key's tenant is cached too and read with the
+file in one round trip, so a hit touches no database and serialises nothing) with an ETag from the
+file's id and version, so ``If-None-Match`` answers 304.
 ``GET /files/{id}/download`` issues a short-lived presigned GET of a PROCESSED file (``download``),
 as JSON or, with ``?redirect=true``, as a 302. ``DELETE /files/{id}`` marks the file DELETED and
 clears its storage (``delete``), answering 204 every time. ``GET /files`` leaves DELETED files
@@ -15,20 +16,22 @@ served at ``GET /openapi.json``.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Request, Response
+from flask import Request, Response, g
 
 from filepipe import auth, openapi, runtime
 from filepipe.errors import NotFound
 from filepipe.files import representation, store
+from filepipe.files.model import FileRow
 from filepipe.files.store import Position
 from filepipe.query import delete, download
-from filepipe.query.cache import ReadCache
+from filepipe.query.cache import CachedFile, Lookup, ReadCache
 from filepipe.query.cursors import CursorCodec, codec_for, scope_digest
 from filepipe.query.params import PARAMETERS, parse_list_query
 from filepipe.runtime import Runtime
@@ -38,6 +41,7 @@ from filepipe.web.bodies import iso
 
 CACHE_CONTROL = "private, no-cache"
 """Answers are per tenant; clients may keep them but revalidate (ETag) before reuse."""
+_FILE_PATH = "/files/"
 NO_STORE = "no-store"
 """Download answers carry a bearer URL: no cache keeps them."""
 
@@ -73,11 +77,17 @@ def _current() -> _Services:
 
 def _authenticate(request: Request) -> str:
     """The caller's tenant: from the cache, else PostgreSQL (then cached, never past the key's
-    expiry)."""
+    expiry). For ``GET /files/{id}`` the file's cache entry comes in the same round trip
+    (``_prefetched``)."""
     services = _current()
     token = auth.bearer_token(request.headers.get("Authorization"))
     key_hash = auth.hash_key(token)
-    tenant = services.cache.key_tenant(key_hash)
+    file_id = _requested_file(request)
+    if file_id is None:
+        tenant = services.cache.key_tenant(key_hash)
+    else:
+        tenant, lookup = services.cache.read(key_hash, file_id)
+        g.filepipe_prefetched = (file_id, lookup)
     if tenant is None:
         asked = time.monotonic()
         credential = auth.identify(services.runtime.pool, token)
@@ -88,6 +98,24 @@ def _authenticate(request: Request) -> str:
             expires_in -= time.monotonic() - asked
         services.cache.store_key(key_hash, tenant, expires_in)
     return tenant
+
+
+def _requested_file(request: Request) -> uuid.UUID | None:
+    """The id of a ``GET /files/{id}`` request (routing checks it again), else ``None``."""
+    if request.method != "GET" or not request.path.startswith(_FILE_PATH):
+        return None
+    try:
+        return uuid.UUID(request.path[len(_FILE_PATH) :])
+    except ValueError:
+        return None
+
+
+def _prefetched(services: _Services, file_id: uuid.UUID) -> Lookup:
+    """The file's cache entry read with the caller's key (``_authenticate``), else read now."""
+    prefetched: tuple[uuid.UUID, Lookup] | None = g.pop("filepipe_prefetched", None)
+    if prefetched is not None and prefetched[0] == file_id:
+        return prefetched[1]
+    return services.cache.lookup(file_id)
 
 
 def get_files(request: Request, tenant: str) -> Response:
@@ -109,35 +137,37 @@ def get_files(request: Request, tenant: str) -> Response:
 
 
 def get_file(request: Request, tenant: str, token: UploadToken | None, id: uuid.UUID) -> Response:
-    file = _read_file(_current(), tenant, id) if token is None else _token_file(tenant, id, token)
+    services = _current()
+    file = _read_file(services, tenant, id) if token is None else _token_file(tenant, id, token)
     if file is None:
         raise NotFound(f"no file {id}")
-    tag = etag(file)
-    headers = {"ETag": f'"{tag}"', "Cache-Control": CACHE_CONTROL}
-    if request.if_none_match.contains_weak(tag):
+    headers = {"ETag": f'"{file.etag}"', "Cache-Control": CACHE_CONTROL}
+    if request.if_none_match.contains_weak(file.etag):
         return Response(status=304, headers=headers)
-    return json_response(file, headers=headers)
+    return Response(file.body, mimetype="application/json", headers=headers)
 
 
-def _read_file(services: _Services, tenant: str, file_id: uuid.UUID) -> dict[str, Any] | None:
+def _read_file(services: _Services, tenant: str, file_id: uuid.UUID) -> CachedFile | None:
     """The tenant's file, through the read cache."""
-    cached = services.cache.lookup(file_id)
+    cached = _prefetched(services, file_id)
     if cached.file is not None:
         # Another tenant's cached file gets the same answer as a missing one.
-        return cached.file if cached.file_tenant == tenant else None
+        return cached.file if cached.file.tenant == tenant else None
     with services.runtime.pool.connection() as conn:
         row = store.get(conn, tenant, file_id)
-    file = representation(row) if row is not None else None
-    if file is not None and cached.guard is not None:
-        services.cache.store_file(file_id, tenant, file, cached.guard)
+    if row is None:
+        return None
+    file = answer(row)
+    if cached.guard is not None:
+        services.cache.store_file(file_id, file, cached.guard)
     return file
 
 
-def _token_file(tenant: str, file_id: uuid.UUID, token: UploadToken) -> dict[str, Any] | None:
+def _token_file(tenant: str, file_id: uuid.UUID, token: UploadToken) -> CachedFile | None:
     """The file if ``token`` made it (the cache does not know which token made a file)."""
     with _current().runtime.pool.connection() as conn:
         row = store.get(conn, tenant, file_id)
-    return representation(row) if row is not None and row.upload_token_id == token.id else None
+    return answer(row) if row is not None and row.upload_token_id == token.id else None
 
 
 def get_file_logs(request: Request, tenant: str, id: uuid.UUID) -> Response:
@@ -166,9 +196,11 @@ def delete_file(request: Request, tenant: str, id: uuid.UUID) -> Response:
     return Response(status=204)
 
 
-def etag(file: dict[str, Any]) -> str:
-    """The entity tag of a file representation: its id and version (bumped by every change)."""
-    return f"{file['id']}.v{file['version']}"
+def answer(row: FileRow) -> CachedFile:
+    """A file's answer: its JSON representation, and its entity tag (id and version, bumped by
+    every change)."""
+    body = json.dumps(representation(row), separators=(",", ":")).encode()
+    return CachedFile(row.tenant, f"{row.id}.v{row.version}", body)
 
 
 def _log_entry(row: dict[str, Any]) -> dict[str, Any]:
