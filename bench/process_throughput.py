@@ -32,6 +32,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.summary import record  # noqa: E402
 from filepipe import db  # noqa: E402
 from filepipe.config import Settings  # noqa: E402
 from filepipe.process.reading import CHUNK_BYTES  # noqa: E402
@@ -201,6 +202,9 @@ def run(env: dict[str, str], size: int, runs: int) -> None:
     print(f"process / bare script      {process_rate / bare_rate:8.2f}   (target >= 0.95)")
     print(f"process / min(GET, hash)   {process_rate / floor:8.2f}   (>= 0.80 with spare cores)")
     print(f"process peak RSS           {peak_rss_mib:8.1f} MiB (target < 128)")
+    rates = f"{process_rate:.0f} vs {bare_rate:.0f} MB/s, peak RSS {peak_rss_mib:.0f} MiB"
+    record("process.bare", process_rate / bare_rate, rates)
+    record("process.floor", process_rate / floor, f"min(GET, hashlib) {floor:.0f} MB/s")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.summary import record  # noqa: E402
 from filepipe import auth, db  # noqa: E402
 from filepipe.files.model import Status  # noqa: E402
 from filepipe.files.store import FileFilters, Position  # noqa: E402
@@ -242,12 +243,13 @@ def main() -> None:
         ("list", "GET /files (a page of 50)"),
     ):
         print(f"{label:<36} {rates[1][name]:9.0f} {rates[args.clients][name]:11.0f}")
-    for label, top, bottom in (
-        ("cached / uncached", "cached", "uncached"),
-        ("cached / trivial route", "cached", "trivial"),
+    for figure, label, top, bottom in (
+        ("query.cached_uncached", "cached / uncached", "cached", "uncached"),
+        ("query.cached_trivial", "cached / trivial route", "cached", "trivial"),
     ):
         one, many = (rates[n][top] / rates[n][bottom] for n in (1, args.clients))
         print(f"{label:<36} {one:9.2f} {many:11.2f}")
+        record(figure, min(one, many), f"{one:.2f} with 1 client, {many:.2f} with {args.clients}")
     print(f"GET /files p50 ms          {SMALL:>9,} rows {args.rows:>10,} rows   ratio")
     worst = 0.0
     for name in small_pages:
@@ -255,6 +257,7 @@ def main() -> None:
         worst = max(worst, big / small)
         print(f"  {name:<22} {small:14.2f} {big:15.2f} {big / small:7.2f}")
     print(f"worst {args.rows:,}/{SMALL:,} ratio {worst:.2f} (target < 1.5)")
+    record("query.deep_pages", 1.5 / worst, f"worst {args.rows:,}/{SMALL:,} rows ratio {worst:.2f}")
 
 
 if __name__ == "__main__":

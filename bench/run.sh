@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# `make bench`: the benchmarks, each printing ratios. Starts the pipeline (`make up`) for the
-# latency and upload benchmarks and stops it afterwards.
+# `make bench`: the benchmarks, each printing ratios, then every figure of issue 14 as a ratio
+# against its target (bench/summary.py: each benchmark records its figures in $summary).
+# Starts the pipeline (`make up`) for the latency and upload benchmarks and stops it afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
+summary=$(mktemp)
+export FILEPIPE_BENCH_SUMMARY=$summary
 bash local/services.sh
 $PY bench/process_throughput.py "$@"
 $PY bench/query.py
@@ -19,3 +22,6 @@ for _ in $(seq 1 120); do
 done
 $PY bench/pipeline_latency.py --files 200
 $PY bench/upload.py
+
+# Every figure, once all benchmarks above have recorded theirs (a new benchmark goes above).
+$PY bench/summary.py "$summary"

@@ -18,6 +18,10 @@ answer as served.
   bring the key back, and a tombstone reads as a miss. The entry is read on every request (in
   the same ``MGET`` as the file), so a revocation takes effect at once in every process.
 
+Reads make no span of their own (the request's span covers them; ``filepipe_cache_lookups``
+counts hits and misses): the Redis instrumentation's span cost as much as the round trip.
+Stores, on misses, are traced.
+
 Redis is an optimisation: when it fails, reads go to PostgreSQL, failures are logged, the cache
 is skipped for a few seconds, and ``forget_api_key`` never raises. A TTL of 0 turns the cache off.
 """
@@ -31,6 +35,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from redis.exceptions import RedisError
 
 from filepipe import metrics
@@ -127,7 +132,8 @@ class ReadCache:
         if not self.enabled:
             return None
         try:
-            value = self._redis.get(api_key_entry(key_hash))
+            with suppress_instrumentation():
+                value = self._redis.get(api_key_entry(key_hash))
         except RedisError as exc:
             self._failed("read", exc)
             return None
@@ -138,7 +144,8 @@ class ReadCache:
         if not self.enabled:
             return Lookup()
         try:
-            raw, guard = self._redis.mget([entry_key(file_id), guard_key(file_id)])
+            with suppress_instrumentation():
+                raw, guard = self._redis.mget([entry_key(file_id), guard_key(file_id)])
         except RedisError as exc:
             self._failed("read", exc)
             return Lookup()
@@ -150,7 +157,8 @@ class ReadCache:
             return None, Lookup()
         names = [api_key_entry(key_hash), entry_key(file_id), guard_key(file_id)]
         try:
-            tenant, raw, guard = self._redis.mget(names)
+            with suppress_instrumentation():
+                tenant, raw, guard = self._redis.mget(names)
         except RedisError as exc:
             self._failed("read", exc)
             return None, Lookup()
