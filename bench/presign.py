@@ -237,11 +237,8 @@ def main() -> None:
             )
         print(f"uptime: {os.getloadavg()[0]:.2f} load; wrk -t2 -c{args.clients} -d{args.seconds}s")
         rates = interleaved(args.rounds, runs)
-        files, unpublished = wait_until(
-            lambda: (counts := settled(url))[1] == 0 and counts,
-            timeout=120,
-            what="every event published",
-        )
+        wait_until(lambda: settled(url)[1] == 0, timeout=120, what="every event published")
+        files, unpublished = settled(url)
     for name, rate in rates.items():
         print(f"{name:<28} {rate:8.0f} req/s")
     if "companion" in rates:

@@ -9,11 +9,13 @@ reached the upload goes on unchecked (fail open: the caps below still hold, and 
 upload because a cache is down would be worse); it is logged and counted
 (``filepipe_quota_unchecked``), and the request never waits longer than the client's timeouts.
 
-Caps: checked in the transaction that inserts the PENDING row, after a transaction-scoped
-advisory lock on the tenant, so concurrent inserts of one tenant count one after another (each
-sees those committed before it) and never overshoot. An upload of unknown size counts as a file
-but not as bytes (its size is bounded by the size limit). A replay of an ``Idempotency-Key``
-inserts nothing and is neither counted nor refused.
+Caps: checked in the transaction that inserts the PENDING row, from the tenant's row of
+``pending_counts``, which a trigger on ``files`` keeps (migration 0014): reading one row costs the
+same however many files are PENDING. The trigger's update locks that row until the transaction
+ends, so concurrent inserts of one tenant count one after another (each sees those committed
+before it) and never overshoot. An upload of unknown size counts as a file but not as bytes (its
+size is bounded by the size limit). A replay of an ``Idempotency-Key`` inserts nothing and is
+neither counted nor refused.
 """
 
 from __future__ import annotations
@@ -88,15 +90,13 @@ which takes a while; no exact time is known."""
 def check_pending(conn: Connection[Any], settings: Settings, tenant: str, size: int | None) -> None:
     """Refuse (``TooManyRequests``) an upload of ``size`` declared bytes if the tenant already
     holds ``max_pending_files`` PENDING files, or their bytes and ``size`` exceed
-    ``max_pending_bytes``. Call it after inserting the row, in the same transaction."""
-    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"pending:{tenant}",))
+    ``max_pending_bytes``. Call it after inserting the row, in the same transaction (the insert
+    counted it, and holds the tenant's count until the commit)."""
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(
-            "SELECT count(*) AS files, coalesce(sum(declared_size), 0) AS bytes FROM files"
-            " WHERE tenant = %s AND status = 'PENDING'",
-            (tenant,),
+            "SELECT files, bytes FROM pending_counts WHERE tenant = %s", (tenant,)
         ).fetchone()
-    assert row is not None
+    assert row is not None, "the insert counted the file"
     files, total = int(row["files"]) - 1, int(row["bytes"])  # others, then with this one
     if files >= settings.max_pending_files:
         _refuse(
