@@ -43,6 +43,7 @@ from tests.conftest import throwaway_database  # noqa: E402
 from tests.support.broker import broker_emulator  # noqa: E402
 from tests.support.processes import running  # noqa: E402
 from tests.support.receiver import receiving  # noqa: E402
+from tests.support.sink import accepting  # noqa: E402
 from tests.support.waiting import free_port, wait_until  # noqa: E402
 
 COMPANION = "@uppy/companion@6.2.2"
@@ -110,10 +111,16 @@ def _answers(url: str) -> bool:
 
 
 @contextmanager
-def presign(env: dict[str, str], sink: str, logs: Path, name: str) -> Iterator[str]:
+def presign(
+    env: dict[str, str], sink: str, logs: Path, name: str, tree: Path = ROOT
+) -> Iterator[str]:
+    """presign as ``make up`` runs it, from the source ``tree`` (another checkout: a baseline)."""
     port = free_port()
-    args = ["-m", "filepipe.server", "--source", "functions/presign/main.py", "--target"]
+    source = str(tree / "functions/presign/main.py")
+    args = ["-m", "filepipe.server", "--source", source, "--target"]
     env = {**env, "K_SINK": sink, "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(dir=logs)}
+    if tree != ROOT:
+        env["PYTHONPATH"] = f"{tree / 'shared'}:{tree}:{ROOT}"
     output = logs / f"{name}.log"
     with running([*args, "presign", "--port", str(port)], port=port, env=env, output=output):
         yield f"http://127.0.0.1:{port}"
@@ -174,6 +181,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=32, help="wrk connections (-c)")
     parser.add_argument("--only", choices=["broker", "sink"], help="measure one presign alone")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="also measure presign (with the broker) from this checkout, e.g. a git worktree of"
+        " an older commit: before and after in the same run",
+    )
     args = parser.parse_args()
     for tool in ("wrk", "npm", "node", "curl"):
         if shutil.which(tool) is None:
@@ -198,7 +211,7 @@ def main() -> None:
         stack.enter_context(running(s3_args, port=s3_port, env=s3_env, output=logs / "s3.log"))
         s3_url = f"http://127.0.0.1:{s3_port}"
         subscribers = stack.enter_context(receiving())
-        sink = stack.enter_context(receiving())
+        sink = stack.enter_context(accepting())
         env = {
             **s3_env,
             "FILEPIPE_DATABASE_URL": url,
@@ -226,10 +239,13 @@ def main() -> None:
             with_broker = stack.enter_context(presign(env, broker, logs, "presign-broker"))
             runs["presign"] = functools.partial(run, f"{with_broker}/uploads", script=script)
         if args.only != "broker":
-            alone = stack.enter_context(presign(env, sink.url, logs, "presign-sink"))
+            alone = stack.enter_context(presign(env, sink, logs, "presign-sink"))
             runs["presign, trivial sink"] = functools.partial(
                 run, f"{alone}/uploads", script=script
             )
+        if args.baseline is not None:
+            before = stack.enter_context(presign(env, broker, logs, "baseline", args.baseline))
+            runs["presign (baseline)"] = functools.partial(run, f"{before}/uploads", script=script)
         if args.only is None:
             params = f"{stack.enter_context(companion(s3_url, logs))}/s3/params"
             runs["companion"] = functools.partial(
@@ -242,7 +258,7 @@ def main() -> None:
     for name, rate in rates.items():
         print(f"{name:<28} {rate:8.0f} req/s")
     if "companion" in rates:
-        for name in ("presign", "presign, trivial sink"):
+        for name in [name for name in rates if name.startswith("presign")]:
             ratio = rates[name] / rates["companion"]
             print(f"{name} / companion: {ratio:.2f} (target >= {TARGET})")
     print(f"rows written {files}, events unpublished {unpublished}")

@@ -165,9 +165,16 @@ def _record(
     """The new row and its ``file.created`` event, or an earlier request's row and None.
 
     In pipeline mode: a statement whose result is not read goes with the next that is, so the
-    transaction takes three round trips (insert; log, pending count; event, commit), not seven.
+    transaction takes two round trips (caps, insert; log, event, commit), not seven; the
+    PENDING caps are checked at its commit (``quotas.cap_pending``).
     """
-    with rt.pool.connection() as conn, conn.pipeline(), conn.transaction():
+    with (
+        quotas.within_caps(rt.settings, new.size),
+        rt.pool.connection() as conn,
+        conn.pipeline(),
+        conn.transaction(),
+    ):
+        quotas.cap_pending(conn, rt.settings)
         file = store.insert_pending(conn, new)
         if file is None:
             return _replayed(conn, new, idempotency_key), None
@@ -176,7 +183,6 @@ def _record(
                 f"this upload token has made its {token.scope.max_files} files",
                 max_files=token.scope.max_files,
             )
-        quotas.check_pending(conn, rt.settings, new.tenant, new.size)
         event = outbox.file_event(
             events.FILE_CREATED, file, source=SOURCE, time=now, traceparent=new.traceparent
         )
