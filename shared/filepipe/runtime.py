@@ -29,6 +29,7 @@ from filepipe.storage import COMPLETION_READ_TIMEOUT, create_s3_client
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+    from filepipe.files.background import BackgroundPublisher
     from filepipe.files.republisher import Republisher
 
 
@@ -111,7 +112,17 @@ class Runtime:
 
         return Republisher(self.pool, self.publisher, batch=self.settings.reconcile_batch)
 
+    @cached_property
+    def background(self) -> BackgroundPublisher:
+        """Publishes committed events after the answer (its thread starts on the first event)."""
+        assert self.publisher is not None, "nothing to publish without K_SINK"
+        from filepipe.files.background import BackgroundPublisher  # as for the republisher
+
+        return BackgroundPublisher(self.pool, self.publisher)
+
     def close(self) -> None:
+        if "background" in self.__dict__:
+            self.background.close()
         if "republisher" in self.__dict__:
             self.republisher.close()
         self.pool.close()

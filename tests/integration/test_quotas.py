@@ -5,6 +5,7 @@ never refused, and Redis down letting uploads through at once."""
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -13,8 +14,8 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from filepipe import metrics
-from tests.support.files import Conn, tenants
+from filepipe import auth, metrics
+from tests.support.files import Conn, add_file, tenants
 from tests.support.functions import function_app
 from tests.support.metrics import samples_of, value
 
@@ -172,3 +173,36 @@ def pending_count(conn: Conn, tenant: str) -> int:
     ).fetchone()
     assert row is not None
     return int(row["n"])
+
+
+def test_the_pending_counts_follow_every_change_of_a_file(conn: Conn) -> None:
+    """The trigger-kept ``pending_counts`` row equals counting the tenant's PENDING files after
+    inserts (of known and unknown size), declarations, transitions and deletes."""
+    tenant = f"counts-{uuid.uuid4().hex[:8]}"
+    auth.create_key(conn, tenant)
+
+    def counted() -> tuple[int, int]:
+        row = conn.execute(
+            "SELECT files, bytes FROM pending_counts WHERE tenant = %s", (tenant,)
+        ).fetchone()
+        return (int(row["files"]), int(row["bytes"])) if row else (0, 0)
+
+    def actual() -> tuple[int, int]:
+        row = conn.execute(
+            "SELECT count(*) AS files, coalesce(sum(declared_size), 0) AS bytes FROM files"
+            " WHERE tenant = %s AND status = 'PENDING'",
+            (tenant,),
+        ).fetchone()
+        assert row is not None
+        return int(row["files"]), int(row["bytes"])
+
+    one, two = add_file(conn, tenant, declared_size=10), add_file(conn, tenant, declared_size=None)
+    three = add_file(conn, tenant, declared_size=5, status="PROCESSED")
+    assert counted() == actual() == (2, 10)
+    conn.execute("UPDATE files SET declared_size = 7 WHERE id = %s", (two["id"],))
+    assert counted() == actual() == (2, 17)
+    conn.execute("UPDATE files SET status = 'UPLOADED' WHERE id = %s", (one["id"],))
+    conn.execute("UPDATE files SET status = 'PENDING' WHERE id = %s", (three["id"],))
+    assert counted() == actual() == (2, 12)
+    conn.execute("DELETE FROM files WHERE tenant = %s", (tenant,))
+    assert counted() == actual() == (0, 0)

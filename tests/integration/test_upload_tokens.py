@@ -257,14 +257,16 @@ def test_a_tokens_count_waits_for_the_transaction_that_added_one_before(
     """The serialisation the concurrent test relies on, step by step: a second transaction's
     count waits on the first's lock, then sees its committed file."""
     token_id, tenant = uuid.uuid4(), "pipeline-tenant"
+    # not PENDING: a PENDING insert would already wait for the first on the tenant's pending count
+    status = "UPLOADED"
     with (
         psycopg.connect(database_url, row_factory=dict_row) as first,
         psycopg.connect(database_url, row_factory=dict_row) as second,
         ThreadPoolExecutor(max_workers=1) as pool,
     ):
-        add_file(first, tenant, upload_token_id=token_id)
+        add_file(first, tenant, upload_token_id=token_id, status=status)
         assert store.count_of_token(first, token_id) == 1
-        add_file(second, tenant, upload_token_id=token_id)
+        add_file(second, tenant, upload_token_id=token_id, status=status)
         pid = second.info.backend_pid
         counted = pool.submit(store.count_of_token, second, token_id)
         wait_until(

@@ -138,7 +138,13 @@ def publish(
     except psycopg.Error as exc:
         log.warning("outbox unreadable; reconcile publishes later", extra={"error": str(exc)})
         return 0
-    published = 0
+    return publish_events(pool, publisher, events)
+
+
+def publish_events(pool: ConnectionPool[Any], publisher: Publisher, events: Iterable[Event]) -> int:
+    """Publish events already loaded (or just recorded: ``filepipe.files.background``), then
+    record the ones published in one statement; returns how many went out. Never raises."""
+    published: list[str] = []
     for event in events:
         try:
             publisher.publish(event)
@@ -148,26 +154,35 @@ def publish(
             _mark(pool, event.id, error=str(exc))
             continue
         metrics.get().events_published.labels(event.type).inc()
-        _mark(pool, event.id, error=None)
-        published += 1
-    return published
+        published.append(event.id)
+    if published:
+        _mark_published(pool, published)
+    return len(published)
 
 
-def _mark(pool: ConnectionPool[Any], event_id_: str, *, error: str | None) -> None:
-    """Record the outcome; if PostgreSQL fails, a published event is merely published again."""
+def _mark_published(pool: ConnectionPool[Any], event_ids: list[str]) -> None:
+    """Record publishes; if PostgreSQL fails, the events are merely published again."""
     try:
         with pool.connection() as conn:
-            if error is None:
-                conn.execute(
-                    "UPDATE events SET published_at = now(), attempts = attempts + 1,"
-                    " last_error = NULL WHERE id = %s AND published_at IS NULL",
-                    (event_id_,),
-                )
-            else:
-                conn.execute(
-                    "UPDATE events SET attempts = attempts + 1, last_error = %s WHERE id = %s",
-                    (error[:500], event_id_),
-                )
+            conn.execute(
+                "UPDATE events SET published_at = now(), attempts = attempts + 1,"
+                " last_error = NULL WHERE id = ANY(%s) AND published_at IS NULL",
+                (event_ids,),
+            )
+    except psycopg.Error as exc:
+        log.warning(
+            "publish outcome not recorded", extra={"event_ids": event_ids, "error": str(exc)}
+        )
+
+
+def _mark(pool: ConnectionPool[Any], event_id_: str, *, error: str) -> None:
+    """Record a failed attempt (if PostgreSQL fails too, the event is merely tried again)."""
+    try:
+        with pool.connection() as conn:
+            conn.execute(
+                "UPDATE events SET attempts = attempts + 1, last_error = %s WHERE id = %s",
+                (error[:500], event_id_),
+            )
     except psycopg.Error as exc:
         log.warning(
             "publish outcome not recorded", extra={"event_id": event_id_, "error": str(exc)}

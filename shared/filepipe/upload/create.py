@@ -109,7 +109,7 @@ def create_upload(
     )
     file: FileRow | None = None
     try:
-        file, event_id = _record(rt, new, idempotency_key, now, token)
+        file, event = _record(rt, new, idempotency_key, now, token)
     finally:
         if new.upload_id is not None and (file is None or file.upload_id != new.upload_id):
             _abort_quietly(rt, new)  # a replay (the earlier upload stands) or a failure
@@ -126,9 +126,18 @@ def create_upload(
         upload = _form_post(rt, file, tokens.max_file_bytes(rt.settings, token), expires_in)
     else:
         upload = _single_put(rt, file, file.declared_size, expires_in)
-    if event_id is not None:
-        outbox.publish(rt.pool, rt.publisher, [event_id])
-    return CreatedUpload(body={**representation(file), "upload": upload}, replayed=event_id is None)
+    if event is not None:
+        _publish(rt, event)
+    return CreatedUpload(body={**representation(file), "upload": upload}, replayed=event is None)
+
+
+def _publish(rt: Runtime, event: events.Event) -> None:
+    """After the answer, from the runtime's background publisher (the outbox holds the event
+    until it is out); without ``K_SINK``, ``outbox.publish`` says where it stays."""
+    if rt.publisher is None:
+        outbox.publish(rt.pool, None, [event.id])
+    else:
+        rt.background.submit([event])
 
 
 def _start(rt: Runtime, *, new_key: str, request: UploadRequest) -> str:
@@ -152,9 +161,20 @@ def _record(
     idempotency_key: str | None,
     now: datetime,
     token: UploadToken | None,
-) -> tuple[FileRow, str | None]:
-    """The new row and its ``file.created`` event id, or an earlier request's row and None."""
-    with rt.pool.connection() as conn, conn.transaction():
+) -> tuple[FileRow, events.Event | None]:
+    """The new row and its ``file.created`` event, or an earlier request's row and None.
+
+    In pipeline mode: a statement whose result is not read goes with the next that is, so the
+    transaction takes two round trips (caps, insert; log, event, commit), not seven; the
+    PENDING caps are checked at its commit (``quotas.cap_pending``).
+    """
+    with (
+        quotas.within_caps(rt.settings, new.size),
+        rt.pool.connection() as conn,
+        conn.pipeline(),
+        conn.transaction(),
+    ):
+        quotas.cap_pending(conn, rt.settings)
         file = store.insert_pending(conn, new)
         if file is None:
             return _replayed(conn, new, idempotency_key), None
@@ -163,12 +183,11 @@ def _record(
                 f"this upload token has made its {token.scope.max_files} files",
                 max_files=token.scope.max_files,
             )
-        quotas.check_pending(conn, rt.settings, new.tenant, new.size)
         event = outbox.file_event(
             events.FILE_CREATED, file, source=SOURCE, time=now, traceparent=new.traceparent
         )
         outbox.record(conn, event)
-        return file, event.id
+        return file, event
 
 
 def _is_replay(rt: Runtime, tenant: str, idempotency_key: str | None) -> bool:

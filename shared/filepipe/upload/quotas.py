@@ -9,21 +9,25 @@ reached the upload goes on unchecked (fail open: the caps below still hold, and 
 upload because a cache is down would be worse); it is logged and counted
 (``filepipe_quota_unchecked``), and the request never waits longer than the client's timeouts.
 
-Caps: checked in the transaction that inserts the PENDING row, after a transaction-scoped
-advisory lock on the tenant, so concurrent inserts of one tenant count one after another (each
-sees those committed before it) and never overshoot. An upload of unknown size counts as a file
-but not as bytes (its size is bounded by the size limit). A replay of an ``Idempotency-Key``
-inserts nothing and is neither counted nor refused.
+Caps: checked when the transaction inserting the PENDING row commits, by a deferred trigger on
+``files`` that keeps each tenant's PENDING files and bytes in ``pending_counts`` (migration 0014):
+one row, whatever the number of PENDING files, locked only while a transaction commits, so
+concurrent inserts of one tenant count one after another (each sees those committed before it)
+and never overshoot. An upload of unknown size counts as a file but not as bytes (its size is
+bounded by the size limit). A replay of an ``Idempotency-Key`` inserts nothing and is neither
+counted nor refused.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Protocol
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn, Protocol
 
 from psycopg import Connection
-from psycopg.rows import dict_row
+from psycopg.errors import RaiseException
 from redis.exceptions import RedisError
 
 from filepipe import metrics
@@ -85,38 +89,44 @@ CAPS_RETRY_AFTER = 60
 which takes a while; no exact time is known."""
 
 
-def check_pending(conn: Connection[Any], settings: Settings, tenant: str, size: int | None) -> None:
-    """Refuse (``TooManyRequests``) an upload of ``size`` declared bytes if the tenant already
-    holds ``max_pending_files`` PENDING files, or their bytes and ``size`` exceed
-    ``max_pending_bytes``. Call it after inserting the row, in the same transaction."""
-    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"pending:{tenant}",))
-    with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(
-            "SELECT count(*) AS files, coalesce(sum(declared_size), 0) AS bytes FROM files"
-            " WHERE tenant = %s AND status = 'PENDING'",
-            (tenant,),
-        ).fetchone()
-    assert row is not None
-    files, total = int(row["files"]) - 1, int(row["bytes"])  # others, then with this one
-    if files >= settings.max_pending_files:
-        _refuse(
-            "pending_files",
-            f"the tenant has {files} PENDING files, the most it may hold"
-            f" (max_pending_files {settings.max_pending_files}); upload or cancel some first",
-            limit=settings.max_pending_files,
-            current=files,
-        )
-    if total > settings.max_pending_bytes:
-        others = total - (size or 0)
-        _refuse(
-            "pending_bytes",
-            f"the tenant's PENDING files declare {others} bytes; {size} more would pass"
-            f" max_pending_bytes ({settings.max_pending_bytes}); upload or cancel some first",
-            limit=settings.max_pending_bytes,
-            current=others,
-        )
+def cap_pending(conn: Connection[Any], settings: Settings) -> None:
+    """Have the transaction refuse, at its commit, a PENDING file it inserts over the tenant's
+    caps (the trigger of migration 0014 reads them). Wrap the transaction in ``within_caps``."""
+    conn.execute(
+        "SELECT set_config('filepipe.max_pending_files', %s, true),"
+        " set_config('filepipe.max_pending_bytes', %s, true)",
+        (str(settings.max_pending_files), str(settings.max_pending_bytes)),
+    )
 
 
-def _refuse(quota: str, detail: str, **extensions: int) -> None:
+@contextmanager
+def within_caps(settings: Settings, size: int | None) -> Iterator[None]:
+    """Turn a commit refused by ``cap_pending`` into ``TooManyRequests`` for an upload of
+    ``size`` declared bytes: the tenant already holds ``max_pending_files`` PENDING files, or
+    their bytes and ``size`` exceed ``max_pending_bytes``."""
+    try:
+        yield
+    except RaiseException as exc:
+        quota, current = exc.diag.message_primary, int(exc.diag.message_detail or 0)
+        if quota == "pending_files":
+            _refuse(
+                quota,
+                f"the tenant has {current} PENDING files, the most it may hold"
+                f" (max_pending_files {settings.max_pending_files}); upload or cancel some first",
+                limit=settings.max_pending_files,
+                current=current,
+            )
+        if quota == "pending_bytes":
+            _refuse(
+                quota,
+                f"the tenant's PENDING files declare {current} bytes; {size} more would pass"
+                f" max_pending_bytes ({settings.max_pending_bytes}); upload or cancel some first",
+                limit=settings.max_pending_bytes,
+                current=current,
+            )
+        raise
+
+
+def _refuse(quota: str, detail: str, **extensions: int) -> NoReturn:
     metrics.get().quota_refusals.labels(quota).inc()
     raise TooManyRequests(detail, retry_after=CAPS_RETRY_AFTER, quota=quota, **extensions)
