@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -138,37 +138,52 @@ def publish(
     except psycopg.Error as exc:
         log.warning("outbox unreadable; reconcile publishes later", extra={"error": str(exc)})
         return 0
-    published = 0
+    return publish_recorded(pool, publisher, events)
+
+
+def publish_recorded(
+    pool: ConnectionPool[Any], publisher: Publisher | None, events: Sequence[Event]
+) -> int:
+    """``publish`` for events at hand, as committed (the caller's own: not read back from the
+    outbox); the outcomes are noted on their rows together, in one checkout. Never raises."""
+    if not events:
+        return 0
+    if publisher is None:
+        ids = [event.id for event in events]
+        log.warning("K_SINK is not set: events stay in the outbox", extra={"event_ids": ids})
+        return 0
+    outcomes: list[tuple[str, str | None]] = []
     for event in events:
         try:
             publisher.publish(event)
         except PublishError as exc:
             log.warning("event not published", extra={"event_id": event.id, "error": str(exc)})
             metrics.get().event_publish_failures.labels(event.type).inc()
-            _mark(pool, event.id, error=str(exc))
+            outcomes.append((event.id, str(exc)))
             continue
         metrics.get().events_published.labels(event.type).inc()
-        _mark(pool, event.id, error=None)
-        published += 1
-    return published
+        outcomes.append((event.id, None))
+    _mark(pool, outcomes)
+    return sum(1 for _, error in outcomes if error is None)
 
 
-def _mark(pool: ConnectionPool[Any], event_id_: str, *, error: str | None) -> None:
-    """Record the outcome; if PostgreSQL fails, a published event is merely published again."""
+def _mark(pool: ConnectionPool[Any], outcomes: Sequence[tuple[str, str | None]]) -> None:
+    """Record each event's outcome (``None``: published); if PostgreSQL fails, a published
+    event is merely published again."""
     try:
         with pool.connection() as conn:
-            if error is None:
-                conn.execute(
-                    "UPDATE events SET published_at = now(), attempts = attempts + 1,"
-                    " last_error = NULL WHERE id = %s AND published_at IS NULL",
-                    (event_id_,),
-                )
-            else:
-                conn.execute(
-                    "UPDATE events SET attempts = attempts + 1, last_error = %s WHERE id = %s",
-                    (error[:500], event_id_),
-                )
+            for event_id_, error in outcomes:
+                if error is None:
+                    conn.execute(
+                        "UPDATE events SET published_at = now(), attempts = attempts + 1,"
+                        " last_error = NULL WHERE id = %s AND published_at IS NULL",
+                        (event_id_,),
+                    )
+                else:
+                    conn.execute(
+                        "UPDATE events SET attempts = attempts + 1, last_error = %s WHERE id = %s",
+                        (error[:500], event_id_),
+                    )
     except psycopg.Error as exc:
-        log.warning(
-            "publish outcome not recorded", extra={"event_id": event_id_, "error": str(exc)}
-        )
+        ids = [event_id_ for event_id_, _ in outcomes]
+        log.warning("publish outcome not recorded", extra={"event_ids": ids, "error": str(exc)})
