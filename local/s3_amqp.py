@@ -6,16 +6,18 @@ the headers ``minio-bucket`` and ``minio-event``, ``delivery_mode`` 2 (persisten
 ``mandatory``, and waits for the publisher confirm. Here the exchange is a fanout and the routing
 key is empty.
 
-pika is not thread-safe and the S3 server is threaded: one connection is shared under a lock
-(publishes are serialised, which a local server can afford). A dropped connection is reopened on
-the next publish (once per publish); if RabbitMQ still cannot take the notification,
-``NotPublished`` is raised and the caller keeps it (``local.s3_queue``, MinIO's queue_dir).
+pika is not thread-safe and the S3 server is threaded: each publish borrows a connection of its
+own from a pool (opened when none is idle, kept for the next publish), so concurrent PUTs wait
+for their confirms together instead of one after another (a confirm is a round trip and, for a
+persistent message, a disk write). A dropped connection is replaced (once per publish); if
+RabbitMQ still cannot take the notification, ``NotPublished`` is raised and the caller keeps it
+(``local.s3_queue``, MinIO's queue_dir).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
+import queue
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
@@ -29,16 +31,15 @@ class NotPublished(Exception):
 
 
 class AmqpPublisher:
-    """Publishes notifications to one fanout exchange over one shared connection."""
+    """Publishes notifications to one fanout exchange over a pool of connections."""
 
     def __init__(self, amqp_url: str, exchange: str, *, timeout: float = 5.0) -> None:
         self.parameters = pika.URLParameters(amqp_url)
         self.parameters.socket_timeout = timeout
         self.parameters.blocked_connection_timeout = timeout
         self.exchange = exchange
-        self._lock = threading.Lock()
-        self._connection: pika.BlockingConnection | None = None
-        self._channel: BlockingChannel | None = None
+        self._idle: queue.LifoQueue[_Confirming] = queue.LifoQueue()
+        """Connections no publish is using (the most recently used first)."""
 
     def publish(self, body: bytes, *, bucket: str, key: str, event_name: str) -> None:
         """Publish and wait for the confirm; raise ``NotPublished`` if RabbitMQ cannot take it.
@@ -51,51 +52,86 @@ class AmqpPublisher:
             delivery_mode=pika.DeliveryMode.Persistent,
             headers={"minio-bucket": bucket, "minio-event": event_name},
         )
-        with self._lock:
-            for reconnected in (False, True):
-                try:
-                    self._ready_channel().basic_publish(
-                        self.exchange, "", body, properties, mandatory=True
-                    )
-                    return
-                except UnroutableError:
-                    log.warning(
-                        "notification for %s/%s unroutable: no queue is bound to exchange %s",
-                        *(bucket, key, self.exchange),
-                    )
-                    return
-                except AMQPError as exc:
-                    self._drop()
-                    if reconnected:
-                        raise NotPublished(f"RabbitMQ unreachable: {exc!r}") from exc
+        for reconnected in (False, True):
+            connection = (
+                _Confirming(self.parameters, self.exchange) if reconnected else self._borrow()
+            )
+            try:
+                connection.channel().basic_publish(
+                    self.exchange, "", body, properties, mandatory=True
+                )
+            except UnroutableError:
+                self._idle.put(connection)
+                log.warning(
+                    "notification for %s/%s unroutable: no queue is bound to exchange %s",
+                    *(bucket, key, self.exchange),
+                )
+                return
+            except AMQPError as exc:
+                connection.close()
+                self.close()  # the idle connections most likely broke with this one
+                if reconnected:
+                    raise NotPublished(f"RabbitMQ unreachable: {exc!r}") from exc
+            else:
+                self._idle.put(connection)
+                return
 
     def keep_alive(self) -> None:
-        """Answer RabbitMQ's heartbeats while idle; forget the connection if it dropped."""
-        with self._lock:
-            if self._connection is None:
-                return
+        """Answer RabbitMQ's heartbeats on the idle connections; forget those that dropped."""
+        for connection in self._take_idle():
             try:
-                self._connection.process_data_events(time_limit=0)
+                connection.serve()
             except AMQPError as exc:
-                log.info("AMQP connection dropped (%r); it reopens on the next publish", exc)
-                self._drop()
+                log.info("AMQP connection dropped (%r); another opens on the next publish", exc)
+                connection.close()
+            else:
+                self._idle.put(connection)
 
     def close(self) -> None:
-        with self._lock:
-            self._drop()
+        for connection in self._take_idle():
+            connection.close()
 
-    def _ready_channel(self) -> BlockingChannel:
+    def _borrow(self) -> _Confirming:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            return _Confirming(self.parameters, self.exchange)
+
+    def _take_idle(self) -> list[_Confirming]:
+        taken = []
+        while True:
+            try:
+                taken.append(self._idle.get_nowait())
+            except queue.Empty:
+                return taken
+
+
+class _Confirming:
+    """A connection and its channel in confirm mode, used by one thread at a time."""
+
+    def __init__(self, parameters: pika.URLParameters, exchange: str) -> None:
+        self._parameters = parameters
+        self._exchange = exchange
+        self._connection: pika.BlockingConnection | None = None
+        self._channel: BlockingChannel | None = None
+
+    def channel(self) -> BlockingChannel:
+        """The open channel (connecting and declaring the exchange first if needed)."""
         if self._channel is not None and self._channel.is_open:
             return self._channel
-        self._drop()
-        self._connection = pika.BlockingConnection(self.parameters)
+        self.close()
+        self._connection = pika.BlockingConnection(self._parameters)
         channel = self._connection.channel()
-        channel.exchange_declare(self.exchange, exchange_type="fanout", durable=True)
+        channel.exchange_declare(self._exchange, exchange_type="fanout", durable=True)
         channel.confirm_delivery()
         self._channel = channel
         return channel
 
-    def _drop(self) -> None:
+    def serve(self) -> None:
+        if self._connection is not None:
+            self._connection.process_data_events(time_limit=0)
+
+    def close(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None
         if connection is not None and connection.is_open:
             try:

@@ -4,9 +4,10 @@ MinIO (https://min.io/docs/minio/linux/administration/monitoring/publish-events-
 ``MINIO_NOTIFY_AMQP_QUEUE_DIR``) writes an event it cannot send to its queue directory and
 resends it, in order, once the target is back; the object's PUT still succeeds. Here:
 
-- a notification is published at once when nothing is queued; if RabbitMQ cannot take it, or
-  older notifications are still queued (order), it is written to the directory (temp file,
-  fsync, rename, fsync of the directory) before the request is answered;
+- a notification is published at once when nothing is queued (concurrent requests publish
+  concurrently); if RabbitMQ cannot take it, or older notifications are still queued (order),
+  it is written to the directory (temp file, fsync, rename, fsync of the directory) before the
+  request is answered;
 - a background thread resends the queued notifications oldest first, waiting with exponential
   backoff (capped) while RabbitMQ stays unreachable, and deletes each once RabbitMQ confirmed it;
 - files left by an earlier run (a restart, a crash) are resent after start-up.
@@ -95,16 +96,23 @@ class QueuedPublisher:
         return sorted(self._directory.glob(f"*{SUFFIX}"))
 
     def publish(self, body: bytes, *, bucket: str, key: str, event_name: str) -> None:
-        """Publish now, or queue on disk (durably) before returning."""
+        """Publish now, or queue on disk (durably) before returning.
+
+        The lock is held to look at the backlog and to write, not while publishing: concurrent
+        requests publish (and wait for their confirms) at once, none after another's. Only
+        concurrent requests can overtake each other; a request that starts after one was queued
+        finds the backlog and queues behind it."""
         with self._lock:
-            if not self.backlog():
-                try:
-                    self._target.publish(body, bucket=bucket, key=key, event_name=event_name)
-                    return
-                except NotPublished as exc:
-                    log.warning("notification for %s/%s queued: %s", bucket, key, exc)
-            else:
-                log.info("notification for %s/%s queued behind older ones", bucket, key)
+            queued = bool(self.backlog())
+        if queued:
+            log.info("notification for %s/%s queued behind older ones", bucket, key)
+        else:
+            try:
+                self._target.publish(body, bucket=bucket, key=key, event_name=event_name)
+                return
+            except NotPublished as exc:
+                log.warning("notification for %s/%s queued: %s", bucket, key, exc)
+        with self._lock:
             self._write(Queued(body, bucket, key, event_name))
         self._wake.set()
 

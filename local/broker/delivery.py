@@ -64,7 +64,10 @@ class Outcome:
 
 
 class Sender:
-    """POSTs envelopes with retries; safe to share between threads."""
+    """POSTs envelopes with retries; safe to share between threads.
+
+    Each thread keeps its own ``requests.Session`` (sessions are not thread-safe), so its
+    deliveries reuse kept-alive connections instead of opening one per event."""
 
     def __init__(
         self,
@@ -78,6 +81,7 @@ class Sender:
         self._scale = backoff_scale
         self._stop = stop or threading.Event()
         self._sender_headers = {TOKEN_HEADER: event_token} if event_token else {}
+        self._sessions = threading.local()
 
     def delays(self, delivery: DeliverySpec) -> list[float]:
         """Seconds to wait before each retry ``delivery`` allows (scaled)."""
@@ -105,7 +109,7 @@ class Sender:
         """One POST of ``envelope`` in binary content mode."""
         headers = {**envelope.http_headers(), **self._sender_headers, "Prefer": "reply"}
         try:
-            reply = requests.post(
+            reply = self._session().post(
                 url,
                 data=envelope.data,
                 headers=headers,
@@ -116,6 +120,12 @@ class Sender:
             return Response(NO_RESPONSE, error=f"{type(exc).__name__}: {exc}")
         with reply:
             return Response(reply.status_code, reply.content, dict(reply.headers))
+
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._sessions, "session", None)
+        if session is None:
+            session = self._sessions.session = requests.Session()
+        return session
 
 
 Done = Callable[[Outcome], None]

@@ -291,7 +291,8 @@ class Consumer:
     def _consume(self, connection: pika.BlockingConnection) -> None:
         setup = connection.channel()
         declare(setup, self._topology)
-        setup.close()
+        if setup.is_open:  # RabbitMQ closes it when an old Broker exchange is replaced
+            setup.close()
         consumers = []
         for subscription in self._subscriptions:
             channel = connection.channel()

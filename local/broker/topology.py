@@ -1,8 +1,12 @@
 """What the emulator builds from the manifests: RabbitMQ names, resolved URLs, declarations.
 
-Mirrors eventing-rabbitmq's layout: one durable exchange per Broker (``<prefix>.<broker>``), one
-durable queue per Trigger bound to it (``<prefix>.<trigger>``), and a durable dead-letter queue
-per Trigger (``<prefix>.<trigger>.dlq``) that keeps every dead letter for replay. A
+Mirrors eventing-rabbitmq's layout: one durable headers exchange per Broker
+(``<prefix>.<broker>``), one durable queue per Trigger bound to it (``<prefix>.<trigger>``) with
+the Trigger's exact-match filter as the binding's ``x-match: all`` arguments (the CloudEvent
+attributes travel as message headers), so RabbitMQ stores in a Trigger's queue only the events it
+wants, not every event in every queue (the dispatcher still checks the filter, e.g. a filter
+that accepts any value); and a durable dead-letter queue per Trigger (``<prefix>.<trigger>.dlq``)
+that keeps every dead letter for replay. A
 RabbitmqSource gets a durable queue (``<prefix>.source.<name>``) bound to its durable fanout
 exchange, declared here too so the emulator and MinIO can start in any order. Destinations
 resolve as Knative resolves them: a Service ref to its URL (here from ``FILEPIPE_SUBSCRIBERS``)
@@ -15,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pika.adapters.blocking_connection import BlockingChannel
+from pika.exceptions import ChannelClosedByBroker
 
 from local.broker.config import Settings
 from local.broker.errors import ManifestError
@@ -26,6 +31,9 @@ from local.broker.manifests import (
     RabbitmqSource,
     Trigger,
 )
+
+PRECONDITION_FAILED = 406
+"""AMQP's reply code when a declaration contradicts what exists (e.g. another exchange type)."""
 
 
 @dataclass(frozen=True)
@@ -130,15 +138,37 @@ def build(manifests: Manifests, settings: Settings) -> Topology:
 def declare(channel: BlockingChannel, topology: Topology) -> None:
     """Declare every exchange, queue and binding (idempotent; run on every (re)connect)."""
     for exchange in topology.brokers.values():
-        channel.exchange_declare(exchange, exchange_type="fanout", durable=True)
+        channel = _headers_exchange(channel, exchange)
     for route in topology.triggers:
         channel.queue_declare(route.queue, durable=True)
-        channel.queue_bind(route.queue, route.exchange)
+        channel.queue_bind(route.queue, route.exchange, arguments=binding_arguments(route.trigger))
         channel.queue_declare(route.dlq, durable=True)
     for source in topology.sources:
         channel.exchange_declare(source.exchange, exchange_type="fanout", durable=True)
         channel.queue_declare(source.queue, durable=True)
         channel.queue_bind(source.queue, source.exchange)
+
+
+def binding_arguments(trigger: Trigger) -> dict[str, str]:
+    """The headers binding of ``trigger``'s queue: every attribute its filter fixes."""
+    fixed = {name: wanted for name, wanted in trigger.filter.items() if wanted != ""}
+    return {"x-match": "all", **fixed}
+
+
+def _headers_exchange(channel: BlockingChannel, exchange: str) -> BlockingChannel:
+    """Declare the Broker's headers exchange; one left by an older emulator as a fanout is
+    deleted first (its queues and their messages stay; they are bound again). Returns the
+    channel to go on with (RabbitMQ closes one whose declaration it refused)."""
+    try:
+        channel.exchange_declare(exchange, exchange_type="headers", durable=True)
+        return channel
+    except ChannelClosedByBroker as exc:
+        if exc.reply_code != PRECONDITION_FAILED:
+            raise
+    channel = channel.connection.channel()
+    channel.exchange_delete(exchange)
+    channel.exchange_declare(exchange, exchange_type="headers", durable=True)
+    return channel
 
 
 def _broker_exchange(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -141,49 +141,50 @@ def publish(
     return publish_events(pool, publisher, events)
 
 
-def publish_events(pool: ConnectionPool[Any], publisher: Publisher, events: Iterable[Event]) -> int:
-    """Publish events already loaded (or just recorded: ``filepipe.files.background``), then
-    record the ones published in one statement; returns how many went out. Never raises."""
-    published: list[str] = []
+def publish_events(
+    pool: ConnectionPool[Any], publisher: Publisher | None, events: Sequence[Event]
+) -> int:
+    """Publish events at hand (loaded, or just recorded by the caller and not read back), then
+    note the outcomes together, in one checkout; returns how many went out. Never raises."""
+    if not events:
+        return 0
+    if publisher is None:
+        ids = [event.id for event in events]
+        log.warning("K_SINK is not set: events stay in the outbox", extra={"event_ids": ids})
+        return 0
+    outcomes: list[tuple[str, str | None]] = []
     for event in events:
         try:
             publisher.publish(event)
         except PublishError as exc:
             log.warning("event not published", extra={"event_id": event.id, "error": str(exc)})
             metrics.get().event_publish_failures.labels(event.type).inc()
-            _mark(pool, event.id, error=str(exc))
+            outcomes.append((event.id, str(exc)))
             continue
         metrics.get().events_published.labels(event.type).inc()
-        published.append(event.id)
-    if published:
-        _mark_published(pool, published)
-    return len(published)
+        outcomes.append((event.id, None))
+    _mark(pool, outcomes)
+    return sum(1 for _, error in outcomes if error is None)
 
 
-def _mark_published(pool: ConnectionPool[Any], event_ids: list[str]) -> None:
-    """Record publishes; if PostgreSQL fails, the events are merely published again."""
+def _mark(pool: ConnectionPool[Any], outcomes: Sequence[tuple[str, str | None]]) -> None:
+    """Record the outcomes (``None``: published; the published ones in one statement); if
+    PostgreSQL fails, a published event is merely published again."""
+    published = [event_id_ for event_id_, error in outcomes if error is None]
     try:
         with pool.connection() as conn:
-            conn.execute(
-                "UPDATE events SET published_at = now(), attempts = attempts + 1,"
-                " last_error = NULL WHERE id = ANY(%s) AND published_at IS NULL",
-                (event_ids,),
-            )
+            if published:
+                conn.execute(
+                    "UPDATE events SET published_at = now(), attempts = attempts + 1,"
+                    " last_error = NULL WHERE id = ANY(%s) AND published_at IS NULL",
+                    (published,),
+                )
+            for event_id_, error in outcomes:
+                if error is not None:
+                    conn.execute(
+                        "UPDATE events SET attempts = attempts + 1, last_error = %s WHERE id = %s",
+                        (error[:500], event_id_),
+                    )
     except psycopg.Error as exc:
-        log.warning(
-            "publish outcome not recorded", extra={"event_ids": event_ids, "error": str(exc)}
-        )
-
-
-def _mark(pool: ConnectionPool[Any], event_id_: str, *, error: str) -> None:
-    """Record a failed attempt (if PostgreSQL fails too, the event is merely tried again)."""
-    try:
-        with pool.connection() as conn:
-            conn.execute(
-                "UPDATE events SET attempts = attempts + 1, last_error = %s WHERE id = %s",
-                (error[:500], event_id_),
-            )
-    except psycopg.Error as exc:
-        log.warning(
-            "publish outcome not recorded", extra={"event_id": event_id_, "error": str(exc)}
-        )
+        ids = [event_id_ for event_id_, _ in outcomes]
+        log.warning("publish outcome not recorded", extra={"event_ids": ids, "error": str(exc)})

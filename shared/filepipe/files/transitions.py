@@ -3,11 +3,15 @@
 ``UPDATE files … WHERE id = … AND status = … AND version = … RETURNING *``: a stale or duplicate
 worker matches no row and changes nothing. Every successful change bumps ``version``, writes a
 ``processing_logs`` row and, when it has one, records its event in the same transaction.
-``apply`` runs one change in its own transaction and then what follows a commit.
+``apply`` runs one change, or several in a row (each a compare-and-set on the row the one before
+returned, so each keeps its version, log row and event), in one transaction of their own, then
+what follows a commit: one round trip of a transaction for the steps a worker always takes
+together, e.g. process's PENDING → UPLOADED → PROCESSING.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -15,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from psycopg import Connection, sql
 from psycopg.rows import class_row
 
+from filepipe.events import Event
 from filepipe.files import outbox, store
 from filepipe.files.after_commit import after_commit
 from filepipe.files.model import FileRow, Status
@@ -59,8 +64,12 @@ class Change:
 class Transitioned:
     file: FileRow
     """The row after the change."""
-    event_id: str | None
+    event: Event | None
     """The event recorded with it, to publish after commit."""
+
+
+class _Stale(Exception):
+    """A change in a row found the file changed: the transaction is rolled back."""
 
 
 def transition(
@@ -114,14 +123,30 @@ def transition(
         details=change.details,
     )
     outbox.record(conn, event)
-    return Transitioned(row, event.id)
+    return Transitioned(row, event)
 
 
-def apply(rt: Runtime, file: FileRow, change: Change, *, source: str) -> FileRow | None:
-    """``transition`` in a transaction of its own, then ``after_commit``; ``None`` if stale."""
-    with rt.pool.connection() as conn, conn.transaction():
-        done = transition(conn, file, change, source=source)
-    if done is None:
+def apply(rt: Runtime, file: FileRow, change: Change, *more: Change, source: str) -> FileRow | None:
+    """``change`` (then each of ``more``, on the row the one before returned) in one
+    transaction of their own, then ``after_commit``; ``None`` (nothing changed) if stale."""
+    try:
+        with rt.pool.connection() as conn, conn.transaction():
+            done = _in_turn(conn, file, [change, *more], source=source)
+    except _Stale:
         return None
-    after_commit(rt, done.file.id, [done.event_id] if done.event_id else [])
-    return done.file
+    recorded = [step.event for step in done if step.event is not None]
+    after_commit(rt, file.id, [], recorded=recorded)
+    return done[-1].file
+
+
+def _in_turn(
+    conn: Connection[Any], file: FileRow, changes: Sequence[Change], *, source: str
+) -> list[Transitioned]:
+    done = []
+    for change in changes:
+        step = transition(conn, file, change, source=source)
+        if step is None:
+            raise _Stale
+        done.append(step)
+        file = step.file
+    return done

@@ -2,10 +2,10 @@
 
 For each object-created record: find the file by bucket and key (unknown objects are logged and
 acknowledged), take the file's Redlock (held by a heartbeat for the whole processing), open the
-object, move PENDING → UPLOADED (``file.uploaded``) → PROCESSING, stream the object once (SHA-256,
-size, sniffed type), compare with what was declared and with the limits, then PROCESSED
-(``file.processed``) or REJECTED (``file.rejected``, with the reason). Each step is a
-compare-and-set with its event in the same transaction.
+object, move PENDING → UPLOADED (``file.uploaded``) → PROCESSING in one transaction, stream
+the object once (SHA-256, size, sniffed type), compare with what was declared and with the
+limits, then PROCESSED (``file.processed``) or REJECTED (``file.rejected``, with the reason).
+Each step is a compare-and-set with its log row and event in the same transaction.
 
 What the broker is told (its retries are for causes that may pass, nothing else):
 
@@ -267,22 +267,24 @@ def _republish(rt: Runtime, file: FileRow) -> Status:
     return file.status
 
 
-def _step(rt: Runtime, file: FileRow, change: Change) -> FileRow:
-    changed = apply(rt, file, change, source=SOURCE)
+def _step(rt: Runtime, file: FileRow, change: Change, *more: Change) -> FileRow:
+    changed = apply(rt, file, change, *more, source=SOURCE)
     if changed is None:
         raise ConcurrentChange(f"file {file.id} changed while moving it to {change.to}")
     return changed
 
 
 def _start(rt: Runtime, file: FileRow) -> FileRow:
-    """PENDING → UPLOADED → PROCESSING; FAILED → PROCESSING (processed again); a PROCESSING
-    file under our lock is a dead worker's."""
+    """PENDING → UPLOADED → PROCESSING (one transaction); FAILED → PROCESSING (processed
+    again); a PROCESSING file under our lock is a dead worker's."""
+    started = Change(Status.PROCESSING, "processing started")
     if file.status == Status.FAILED:
         return _step(rt, file, Change(Status.PROCESSING, "processing again after it failed"))
     if file.status == Status.PENDING:
-        file = _step(rt, file, Change(Status.UPLOADED, "object arrived", events.FILE_UPLOADED))
+        arrived = Change(Status.UPLOADED, "object arrived", events.FILE_UPLOADED)
+        return _step(rt, file, arrived, started)
     if file.status == Status.UPLOADED:
-        return _step(rt, file, Change(Status.PROCESSING, "processing started"))
+        return _step(rt, file, started)
     return _step(
         rt, file, Change(Status.PROCESSING, "processing restarted after an interrupted attempt")
     )
