@@ -45,6 +45,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.summary import record  # noqa: E402
 from filepipe import auth, db  # noqa: E402
 from tests.support.pipeline import pipeline  # noqa: E402
 from tests.support.processes import running  # noqa: E402
@@ -353,6 +354,13 @@ def report(figures: Figures, clients: int) -> None:
         f"   ({clients} clients, first request to last file settled)"
     )
     print("(ratios: target / measured for latencies, measured / target for throughput)")
+    record("pipeline.p50", TARGET_P50_MS / figures.p50_ms, f"p50 {figures.p50_ms:.0f} ms")
+    record("pipeline.p99", TARGET_P99_MS / figures.p99_ms, f"p99 {figures.p99_ms:.0f} ms")
+    record(
+        "pipeline.rate",
+        figures.files_per_s / TARGET_FILES_PER_S,
+        f"{figures.files_per_s:.1f} files/s, {clients} clients",
+    )
     for name, median in figures.stages.items():
         print(f"  median {name:24} {median:7.1f} ms")
 
