@@ -27,8 +27,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from filepipe import sigv4
 from local import s3_errors as errors
-from local import sigv4
 
 SERVICE = "s3"
 MAX_SKEW = 15 * 60

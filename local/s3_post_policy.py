@@ -49,8 +49,8 @@ from werkzeug.sansio.multipart import (
     MultipartDecoder,
 )
 
+from filepipe import sigv4
 from local import s3_errors as errors
-from local import sigv4
 from local.s3_auth import Authenticated, Authenticator
 from local.s3_body import Declared, Digests, declared_checksum, declared_md5
 

@@ -24,6 +24,7 @@ from filepipe.config import Settings
 from filepipe.db import create_pool
 from filepipe.events import Publisher
 from filepipe.logs import configure_logging
+from filepipe.presigner import Presigner
 from filepipe.storage import COMPLETION_READ_TIMEOUT, create_s3_client
 
 if TYPE_CHECKING:
@@ -79,6 +80,11 @@ class Runtime:
     def s3_presigner(self) -> S3Client:
         """The client that signs URLs for the endpoint clients reach."""
         return create_s3_client(self.settings, public=True)
+
+    @cached_property
+    def url_signer(self) -> Presigner:
+        """Signs single-PUT upload URLs like ``s3_presigner``, without botocore's per-URL work."""
+        return Presigner.of(self.s3_presigner)
 
     @cached_property
     def redis(self) -> Redis:

@@ -39,6 +39,7 @@ from botocore.exceptions import ClientError
 
 from filepipe import filenames
 from filepipe.config import Settings
+from filepipe.presigner import Presigner
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -108,7 +109,7 @@ def create_s3_client(
 
 
 def presign_put(
-    client: S3Client,
+    presigner: Presigner,
     *,
     bucket: str,
     key: str,
@@ -120,17 +121,19 @@ def presign_put(
     """A presigned PUT binding the body's type, length and (optionally) SHA-256, creating only.
 
     ``headers`` are the signed ones but ``Content-Length``: the client sends exactly them with
-    a body of ``size`` bytes.
+    a body of ``size`` bytes. Signed by ``filepipe.presigner`` (the URL botocore would make).
     """
-    params: dict[str, Any] = {
-        "Bucket": bucket,
-        "Key": key,
-        "ContentType": content_type,
-        "ContentLength": size,
-        "IfNoneMatch": "*",
-    }
     headers = {"Content-Type": content_type, "If-None-Match": "*"}
-    return presign_body(client, "put_object", params, headers, sha256_hex, expires_in)
+    if sha256_hex:
+        headers["x-amz-checksum-sha256"] = checksum_header(sha256_hex)
+    signed = {**headers, "Content-Length": str(size)}
+    url = presigner.presign("PUT", bucket, key, headers=signed, expires_in=expires_in)
+    return PresignedUpload(method="PUT", url=url, headers=headers)
+
+
+def checksum_header(sha256_hex: str) -> str:
+    """``x-amz-checksum-sha256``: the digest in base64."""
+    return base64.b64encode(bytes.fromhex(sha256_hex)).decode()
 
 
 def presign_post(
@@ -164,7 +167,7 @@ def presign_body(
     ``x-amz-checksum-sha256`` too (added to the ``headers`` the client must send; a
     ``ContentLength`` in ``params`` is signed, and sent by the client as the body's length)."""
     if sha256_hex:
-        checksum = base64.b64encode(bytes.fromhex(sha256_hex)).decode()
+        checksum = checksum_header(sha256_hex)
         params = {**params, "ChecksumSHA256": checksum}
         headers = {**headers, "x-amz-checksum-sha256": checksum}
     url = client.generate_presigned_url(

@@ -14,6 +14,7 @@ import requests
 
 from filepipe import multipart_storage
 from filepipe.config import Settings
+from filepipe.presigner import Presigner
 from filepipe.storage import presign_put
 from tests.emulators.test_s3_enforcement import assert_refused
 from tests.emulators.test_s3_parts import PART, part_url
@@ -91,7 +92,7 @@ def test_a_single_put_of_another_length_is_still_refused_and_says_so_to_the_page
     key = f"cors/{uuid.uuid4()}/doc.pdf"
     body = b"%PDF-1.7 small"
     upload = presign_put(
-        presigner,
+        Presigner.of(presigner),
         bucket=settings.s3_bucket,
         key=key,
         content_type="application/pdf",

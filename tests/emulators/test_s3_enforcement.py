@@ -23,6 +23,7 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from filepipe.config import Settings
+from filepipe.presigner import Presigner
 from filepipe.storage import create_s3_client, presign_put
 from tests.support.inbox import Inbox
 from tests.support.signing import with_query
@@ -42,7 +43,7 @@ def presign(
     presigner: Any, settings: Settings, key: str, body: bytes = BODY, *, sha256: bool = True
 ) -> tuple[str, dict[str, str]]:
     upload = presign_put(
-        presigner,
+        Presigner.of(presigner),
         bucket=settings.s3_bucket,
         key=key,
         content_type=TYPE,

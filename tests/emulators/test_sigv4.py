@@ -19,7 +19,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 
-from local import sigv4
+from filepipe import sigv4
 from local.s3_auth import Authenticated, Authenticator, SignedRequest
 from local.s3_errors import S3Error
 from tests.support.signing import with_query

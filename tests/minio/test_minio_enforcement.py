@@ -20,6 +20,7 @@ import pytest
 import requests
 
 from filepipe.config import Settings
+from filepipe.presigner import Presigner
 from filepipe.storage import create_s3_client, presign_put
 from filepipe.upload.create import object_key
 from tests.support.signing import clock_shifter, with_query
@@ -69,7 +70,7 @@ def _presign(
     settings: Settings, key: str, body: bytes = BODY, *, sha256: bool = True
 ) -> tuple[str, dict[str, str]]:
     upload = presign_put(
-        create_s3_client(settings, public=True),
+        Presigner.of(create_s3_client(settings, public=True)),
         bucket=settings.s3_bucket,
         key=key,
         content_type=CONTENT_TYPE,

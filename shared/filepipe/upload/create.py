@@ -200,7 +200,7 @@ def _is_replay(rt: Runtime, tenant: str, idempotency_key: str | None) -> bool:
 
 def _single_put(rt: Runtime, file: FileRow, size: int, expires_in: int) -> dict[str, Any]:
     upload = presign_put(
-        rt.s3_presigner,
+        rt.url_signer,
         bucket=file.bucket,
         key=file.key,
         content_type=file.declared_content_type,

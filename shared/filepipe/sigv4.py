@@ -14,7 +14,8 @@ rules (https://docs.aws.amazon.com/AmazonS3/latest/API/sig-v4-header-based-auth.
 - the signing key is HMAC-SHA256 chained over ``AWS4`` + secret, date, region, service and
   ``aws4_request``; the signature is the hex HMAC of the string to sign.
 
-Pure: strings in, strings out; what to sign is chosen by ``local.s3_auth``.
+Pure: strings in, strings out. The local S3 server verifies with it (what to check is chosen by
+``local.s3_auth``), and ``filepipe.presigner`` signs upload URLs with it.
 """
 
 from __future__ import annotations
