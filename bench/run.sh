@@ -7,6 +7,7 @@ PY=.venv/bin/python
 bash local/services.sh
 $PY bench/process_throughput.py "$@"
 $PY bench/query.py
+$PY bench/presign.py
 
 log=$(mktemp)
 bash local/up.sh >"$log" 2>&1 &
