@@ -38,6 +38,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.summary import record  # noqa: E402
 from filepipe import auth, db  # noqa: E402
 from tests.conftest import throwaway_database  # noqa: E402
 from tests.support.broker import broker_emulator  # noqa: E402
@@ -261,6 +262,12 @@ def main() -> None:
         for name in [name for name in rates if name.startswith("presign")]:
             ratio = rates[name] / rates["companion"]
             print(f"{name} / companion: {ratio:.2f} (target >= {TARGET})")
+        if "presign" in rates:
+            record(
+                "presign.companion",
+                rates["presign"] / rates["companion"],
+                f"{rates['presign']:.0f} vs {rates['companion']:.0f} req/s",
+            )
     print(f"rows written {files}, events unpublished {unpublished}")
 
 

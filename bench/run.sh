@@ -11,6 +11,7 @@ export FILEPIPE_BENCH_SUMMARY=$summary
 bash local/services.sh
 $PY bench/process_throughput.py "$@"
 $PY bench/query.py
+$PY bench/presign.py
 $PY bench/pipeline_latency.py --files 200
 
 log=$(mktemp)

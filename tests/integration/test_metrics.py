@@ -77,7 +77,11 @@ def test_an_upload_moves_the_counters_of_presign_process_and_broker(
     assert value(presigned, "filepipe_uploads_requested_total", replayed="false") == 1
     assert value(presigned, "filepipe_http_requests_total", route="/uploads", status="201") == 1
     assert value(presigned, "filepipe_http_request_duration_seconds_count", route="/uploads") == 1
-    assert value(presigned, "filepipe_events_published_total", type="file.created") == 1
+    scraped_when(
+        PORTS["presign"],
+        lambda s: value(s, "filepipe_events_published_total", type="file.created") == 1,
+        "presign to count its event",  # published after the answer
+    )
 
     processed = scraped_when(
         PORTS["process"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import threading
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -13,7 +14,7 @@ import pytest
 import requests
 from flask.testing import FlaskClient
 
-from filepipe import auth
+from filepipe import auth, runtime
 from filepipe.storage import create_s3_client
 from tests.support.cli import filepipe_cli, last_line
 from tests.support.functions import function_app
@@ -377,3 +378,25 @@ def test_create_key_cli_prints_a_working_key_on_its_last_line(
     assert key not in json.dumps(conn.execute("SELECT * FROM api_keys").fetchall(), default=str)
     assert key not in result.stderr
     assert post(client, key, upload_body()).status_code == 201
+
+
+def test_closing_the_runtime_publishes_the_queued_events_first(
+    function_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    api_key: str,
+    conn: psycopg.Connection[dict[str, Any]],
+    event_receiver: Any,
+) -> None:
+    monkeypatch.setenv("K_SINK", event_receiver.url)
+    client = function_app("presign").test_client()
+    ids = [post(client, api_key, upload_body()).get_json()["id"] for _ in range(3)]
+
+    runtime.reset()  # Runtime.close: the background publisher sends what it holds, then stops
+
+    assert not [t for t in threading.enumerate() if t.name == "filepipe-publisher"]
+    row = conn.execute(
+        "SELECT count(*) AS published FROM events"
+        " WHERE file_id = ANY(%s::uuid[]) AND published_at IS NOT NULL",
+        (ids,),
+    ).fetchone()
+    assert row is not None and row["published"] == 3
