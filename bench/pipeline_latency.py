@@ -47,11 +47,11 @@ sys.path.insert(0, str(ROOT))
 
 from bench.summary import record  # noqa: E402
 from filepipe import auth, db  # noqa: E402
+from tests.conftest import throwaway_database  # noqa: E402
 from tests.support.pipeline import pipeline  # noqa: E402
 from tests.support.processes import running  # noqa: E402
 from tests.support.waiting import free_port  # noqa: E402
 
-ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 TARGET_P50_MS = 250.0
 TARGET_P99_MS = 1000.0
@@ -91,17 +91,11 @@ def procfile_settings(name: str) -> dict[str, str]:
 
 
 @contextmanager
-def throwaway_database() -> Iterator[str]:
-    name = f"filepipe_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+def migrated_database() -> Iterator[str]:
+    """A migrated database of this run (its URL), dropped afterwards."""
+    with throwaway_database(f"filepipe_bench_{uuid.uuid4().hex[:8]}") as url:
         db.migrate(url)
         yield url
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def stack_env(logs: Path, database_url: str, s3_port: int) -> dict[str, str]:
@@ -137,7 +131,7 @@ def s3_server(logs: Path, env: dict[str, str]) -> Iterator[None]:
 def local_stack(logs: Path) -> Iterator[tuple[str, str]]:
     """The pipeline as ``make up`` runs it; yields (presign URL, database URL)."""
     with ExitStack() as stack:
-        database_url = stack.enter_context(throwaway_database())
+        database_url = stack.enter_context(migrated_database())
         s3_port, presign_port, notify_port = free_port(), free_port(), free_port()
         env = stack_env(logs, database_url, s3_port)
         stack.enter_context(s3_server(logs, env))

@@ -35,10 +35,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.pipeline_latency import (  # noqa: E402
+    migrated_database,
     procfile_settings,
     s3_server,
     stack_env,
-    throwaway_database,
 )
 from filepipe.config import Settings  # noqa: E402
 from filepipe.process.bucket_events import RABBITMQ_EVENT, redrive_notification  # noqa: E402
@@ -88,7 +88,7 @@ def main() -> None:
     args = parser.parse_args()
     with ExitStack() as stack:
         logs = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        database_url = stack.enter_context(throwaway_database())
+        database_url = stack.enter_context(migrated_database())
         env = stack_env(logs, database_url, free_port())
         stack.enter_context(s3_server(logs, env))
         sink = stack.enter_context(receiving())
