@@ -66,6 +66,7 @@ MINIO_ROOT_USER = "minioadmin"
 MINIO_ROOT_PASSWORD = "minioadmin"  # noqa: S105 (MinIO's documented default)
 KEEP_ALIVE_INTERVAL = 10.0
 """Seconds between services of the idle AMQP connection (RabbitMQ heartbeats are 60 s)."""
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -82,6 +83,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--data-dir", type=Path, default=None, help=f"default: ${DATA_DIR}, else {DEFAULT_DATA_DIR}"
     )
     args = parser.parse_args(argv)
+    # Blocked before any thread starts, so every thread inherits the mask and the signals wait
+    # for the main thread's sigtimedwait below: a handler would only run once the main thread
+    # woke, up to KEEP_ALIVE_INTERVAL late, when the kernel handed the signal to another thread.
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     configure_logging("INFO", "s3")  # masks presigned URLs' signatures
     json_output.capture("s3")
     port = args.port if args.port is not None else int(os.environ.get(PORT) or 9000)
@@ -109,9 +114,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     app = NotifyingApp(cors, publisher, Origin(endpoint, str(uuid.uuid4())), Clock(), store)
     server = make_server(args.host, port, app, threaded=True, request_handler=MotoRequestHandler)
 
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
     serving = threading.Thread(target=server.serve_forever, name="s3-http")
     publisher.start()
     serving.start()
@@ -121,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         *(endpoint, settings.s3_bucket, access_key, loaded, store.directory),
         *(settings.s3_notify_exchange, queue_dir, len(publisher.backlog())),
     )
-    while not stop.wait(KEEP_ALIVE_INTERVAL):
+    while signal.sigtimedwait(STOP_SIGNALS, KEEP_ALIVE_INTERVAL) is None:
         amqp.keep_alive()
     log.info("stopping")
     server.shutdown()
